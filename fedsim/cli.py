@@ -1,0 +1,98 @@
+"""The ``fedsim`` command: Hydra config -> validated experiment -> run -> summary.
+
+Bad settings (unknown config names, invalid values, missing data) stop before any
+training with one line on stderr naming the setting, and exit code 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
+os.environ.setdefault("FLWR_HOME", str(Path(tempfile.gettempdir()) / "fedsim-flwr-home"))
+
+import hydra  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from fedsim.errors import ConfigError  # noqa: E402
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+CONFIG_GROUPS = ("dataset", "partitioner", "model", "sampler", "algorithm", "engine", "experiment")
+EXIT_CONFIG_ERROR = 2
+
+
+def config_choices(group: str) -> list[str]:
+    """Names a config group offers (its YAML files)."""
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def check_group_overrides(argv: list[str]) -> None:
+    """Reject ``group=name`` overrides naming no config file, before Hydra starts."""
+    for arg in argv:
+        if "=" not in arg or arg.startswith("-"):
+            continue
+        key, value = arg.split("=", 1)
+        group = key.lstrip("+~")
+        if group not in CONFIG_GROUPS or "(" in value:
+            continue
+        choices = config_choices(group)
+        for name in value.split(","):
+            if name and name not in choices:
+                raise ConfigError(f"{group}={name}: unknown {group}; choose one of {', '.join(choices)}")
+
+
+def quiet_flower(level: str = "WARNING") -> None:
+    """Lower Flower's log level and drop its duplicate console handler under Hydra."""
+    flwr_logger = logging.getLogger("flwr")
+    flwr_logger.setLevel(getattr(logging, level, logging.WARNING))
+    flwr_logger.propagate = False
+
+
+_task_started = False
+
+
+@hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
+def hydra_main(cfg: DictConfig) -> float | None:
+    """Run one simulation (one job of a sweep); returns the final accuracy."""
+    global _task_started
+    _task_started = True
+    from fedsim.reporting import ProgressReporter, print_summary
+
+    quiet_flower(cfg.get("flower_log_level", "WARNING"))
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        from fedsim.experiment import build_experiment, run_experiment
+
+        experiment = build_experiment(cfg)
+        with ProgressReporter(cfg.num_rounds, enabled=bool(cfg.progress)) as progress:
+            summary = run_experiment(experiment, run_dir, on_round=progress.update)
+    except ConfigError as exc:
+        print(f"fedsim: error: {exc}", file=sys.stderr)
+        sys.exit(EXIT_CONFIG_ERROR)
+    print_summary(summary)
+    return summary["final_accuracy"]
+
+
+def main() -> None:
+    """Console entry point (``fedsim``)."""
+    try:
+        check_group_overrides(sys.argv[1:])
+    except ConfigError as exc:
+        print(f"fedsim: error: {exc}", file=sys.stderr)
+        sys.exit(EXIT_CONFIG_ERROR)
+    try:
+        hydra_main()
+    except SystemExit as exc:
+        # Hydra exits 1 on composition errors (e.g. a misspelt key); those are config errors.
+        if exc.code == 1 and not _task_started:
+            sys.exit(EXIT_CONFIG_ERROR)
+        raise
+
+
+if __name__ == "__main__":
+    main()

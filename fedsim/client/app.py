@@ -1,0 +1,91 @@
+"""The Flower ClientApp (Message API) of a simulated client.
+
+Handlers:
+- ``train``: load the global weights, train locally (plain torch), reply with the new
+  weights (``arrays``), the update of the output layer (``output_update``: ``bias`` and
+  ``weight`` = local minus global) and metrics (``num-examples``, ``train-loss``,
+  ``num-steps``, ``partition-id``).
+- ``evaluate``: loss/accuracy of the received model on the client's local training data
+  (what Power-of-Choice asks of its candidates).
+- ``query``: the client's partition id and size, used by the server to address clients
+  by partition id on any engine.
+"""
+
+from __future__ import annotations
+
+import torch
+from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from fedsim.client.runtime import ClientRuntime
+from fedsim.client.training import LocalTrainingConfig, client_seed, evaluate_model, train_locally
+from fedsim.models.networks import output_layer_names
+
+
+def partition_id_of(context: Context) -> int:
+    """The partition a node simulates (set by both engines in ``node_config``)."""
+    return int(context.node_config["partition-id"])
+
+
+def make_client_app(runtime: ClientRuntime) -> ClientApp:
+    """Build the ClientApp serving the partitions held by ``runtime``."""
+    app = ClientApp()
+    weight_key, bias_key = output_layer_names()
+
+    @app.train()
+    def train(msg: Message, context: Context) -> Message:
+        pid = partition_id_of(context)
+        config = msg.content["config"]
+        model = runtime.model()
+        global_state = msg.content["arrays"].to_torch_state_dict()
+        model.load_state_dict(global_state)
+        x, y = runtime.client_tensors(pid)
+        seed = client_seed(int(config.get("seed", 0)), int(config.get("server-round", 0)), pid)
+        result = train_locally(model, x, y, LocalTrainingConfig.from_mapping(config), seed)
+        new_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        output_update = {
+            "bias": new_state[bias_key] - global_state[bias_key],
+            "weight": new_state[weight_key] - global_state[weight_key],
+        }
+        metrics = MetricRecord(
+            {
+                "num-examples": int(len(y)),
+                "train-loss": float(result.mean_loss),
+                "num-steps": int(result.num_steps),
+                "partition-id": pid,
+            }
+        )
+        content = RecordDict(
+            {
+                "arrays": ArrayRecord(new_state),
+                "output_update": ArrayRecord(output_update),
+                "metrics": metrics,
+            }
+        )
+        return Message(content=content, reply_to=msg)
+
+    @app.evaluate()
+    def evaluate(msg: Message, context: Context) -> Message:
+        pid = partition_id_of(context)
+        model = runtime.model()
+        model.load_state_dict(msg.content["arrays"].to_torch_state_dict())
+        x, y = runtime.client_tensors(pid)
+        loss, accuracy = evaluate_model(model, x, y)
+        metrics = MetricRecord(
+            {"num-examples": int(len(y)), "loss": float(loss), "accuracy": float(accuracy), "partition-id": pid}
+        )
+        return Message(content=RecordDict({"metrics": metrics}), reply_to=msg)
+
+    @app.query()
+    def query(msg: Message, context: Context) -> Message:
+        pid = partition_id_of(context)
+        metrics = MetricRecord({"partition-id": pid, "num-examples": int(len(runtime.client_indices[pid]))})
+        return Message(content=RecordDict({"metrics": metrics}), reply_to=msg)
+
+    return app
+
+
+def torch_threads(num_threads: int | None) -> None:
+    """Set torch's intra-op threads for this process (None leaves torch's default)."""
+    if num_threads:
+        torch.set_num_threads(int(num_threads))

@@ -1,0 +1,117 @@
+"""Plain-PyTorch local training and evaluation (no Flower in here).
+
+Kept free of Flower so the same code is the ceiling in benchmarks and is unit-testable.
+Batches are cut from in-memory tensors with a seeded permutation (no DataLoader):
+cheaper on small models and exactly reproducible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+@dataclass
+class LocalTrainingConfig:
+    """Hyperparameters of one client's local training."""
+
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    epochs: int = 1
+    batch_size: int = 32
+    proximal_mu: float = 0.0
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> "LocalTrainingConfig":
+        """Build from any mapping (a ConfigRecord, a dict), ignoring unknown keys."""
+        known = {f.name: f.type for f in fields(cls)}
+        kwargs = {}
+        for name in known:
+            if name in values:
+                kwargs[name] = values[name]
+        config = cls(**kwargs)
+        config.epochs, config.batch_size = int(config.epochs), int(config.batch_size)
+        return config
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict (str / int / float values), ready for a Flower ConfigRecord."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass
+class LocalTrainingResult:
+    """What local training reports besides the new weights."""
+
+    num_steps: int
+    mean_loss: float
+
+
+def make_optimizer(model: nn.Module, config: LocalTrainingConfig) -> torch.optim.Optimizer:
+    """SGD (with momentum) or Adam, with weight decay."""
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        )
+    if config.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    raise ValueError(f"train.optimizer={config.optimizer}: use sgd or adam")
+
+
+def train_locally(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    config: LocalTrainingConfig,
+    seed: int,
+) -> LocalTrainingResult:
+    """Train ``model`` in place for ``config.epochs`` epochs of shuffled mini-batches.
+
+    With ``proximal_mu > 0`` the FedProx term (mu/2)||w - w_global||^2 is added, with
+    w_global the weights the model held on entry.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = make_optimizer(model, config)
+    anchor = [p.detach().clone() for p in model.parameters()] if config.proximal_mu > 0 else None
+    model.train()
+    total_loss, steps = 0.0, 0
+    n = len(y)
+    for _ in range(config.epochs):
+        order = torch.randperm(n, generator=generator)
+        for start in range(0, n, config.batch_size):
+            batch = order[start : start + config.batch_size]
+            optimizer.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(x[batch]), y[batch])
+            if anchor is not None:
+                prox = sum(((p - a) ** 2).sum() for p, a in zip(model.parameters(), anchor))
+                loss = loss + 0.5 * config.proximal_mu * prox
+            loss.backward()
+            optimizer.step()
+            total_loss += float(loss.detach())
+            steps += 1
+    return LocalTrainingResult(num_steps=steps, mean_loss=total_loss / max(steps, 1))
+
+
+@torch.no_grad()
+def evaluate_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> tuple[float, float]:
+    """Mean cross-entropy loss and accuracy of ``model`` on (x, y)."""
+    model.eval()
+    total_loss, correct = 0.0, 0
+    for start in range(0, len(y), batch_size):
+        logits = model(x[start : start + batch_size])
+        target = y[start : start + batch_size]
+        total_loss += float(F.cross_entropy(logits, target, reduction="sum"))
+        correct += int((logits.argmax(dim=1) == target).sum())
+    n = max(len(y), 1)
+    return total_loss / n, correct / n
+
+
+def client_seed(run_seed: int, server_round: int, partition_id: int) -> int:
+    """The seed of one client's local training in one round: same on every engine."""
+    return int(np.random.SeedSequence([run_seed, server_round, partition_id]).generate_state(1)[0])

@@ -1,0 +1,1 @@
+"""How rounds are executed: in-process (``inline``) or on Flower's Ray simulation engine."""

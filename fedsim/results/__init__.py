@@ -1,0 +1,1 @@
+"""Run records (metrics.jsonl, summary.json, partition statistics) and their comparison."""

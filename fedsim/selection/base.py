@@ -1,0 +1,117 @@
+"""The sampler interface shared by every client-selection method.
+
+A sampler is plain numpy code; the Flower strategy (``fedsim.server.strategy``) serves
+what it declares it needs through :class:`SamplerNeeds`:
+
+- nothing (uniform random);
+- candidate statistics before selection (Power-of-Choice: the loss of the current global
+  model on each candidate's data) via :meth:`Sampler.probe_candidates`;
+- the sampled clients' replies after training (HiCS-FL: the output-layer bias update;
+  clustered sampling and DivFL: the full model update) via :meth:`Sampler.observe`.
+
+Clients are always named by partition id (0..N-1), never by Flower node id.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SamplerNeeds:
+    """What a sampler needs from clients, so the strategy can provide it."""
+
+    probe_before_selection: bool = False
+    full_updates: bool = False
+
+
+@dataclass
+class ClientReport:
+    """What the server learnt from one client's training reply."""
+
+    partition_id: int
+    num_examples: int
+    train_loss: float
+    num_steps: int
+    bias_update: np.ndarray
+    weight_update: np.ndarray
+    model_update: np.ndarray | None = None
+
+
+@dataclass
+class ProbeReport:
+    """A candidate's answer to a pre-selection probe: the current model's loss on its data."""
+
+    partition_id: int
+    loss: float
+    num_examples: int
+
+
+class Sampler(ABC):
+    """Chooses the clients of each round.
+
+    Lifecycle: :meth:`setup` once, then every round ``probe_candidates`` (optional) ->
+    ``select`` -> (training) -> ``observe``. All randomness comes from the generator
+    given to :meth:`setup`, so a seed fixes the whole selection stream.
+    """
+
+    needs = SamplerNeeds()
+
+    def setup(
+        self,
+        client_sizes: np.ndarray,
+        clients_per_round: int,
+        num_rounds: int,
+        rng: np.random.Generator,
+    ) -> None:
+        """Receive the federation's shape and this sampler's random stream."""
+        self.client_sizes = np.asarray(client_sizes, dtype=np.float64)
+        self.num_clients = len(self.client_sizes)
+        self.clients_per_round = int(clients_per_round)
+        self.num_rounds = int(num_rounds)
+        self.rng = rng
+
+    @property
+    def data_shares(self) -> np.ndarray:
+        """p_k: each client's share of all training examples."""
+        return self.client_sizes / self.client_sizes.sum()
+
+    def probe_candidates(self, server_round: int, available: np.ndarray) -> list[int]:
+        """Clients to probe (current-model loss) before selecting; none by default."""
+        return []
+
+    @abstractmethod
+    def select(
+        self,
+        server_round: int,
+        available: np.ndarray,
+        num_to_select: int,
+        probes: dict[int, ProbeReport],
+    ) -> list[int]:
+        """Return up to ``num_to_select`` distinct partition ids from ``available``."""
+
+    def observe(self, server_round: int, reports: list[ClientReport]) -> None:
+        """Learn from the replies of the clients that trained this round (default: ignore)."""
+
+    def diagnostics(self) -> dict[str, Any]:
+        """JSON-ready per-round internals for the run folder (default: none)."""
+        return {}
+
+
+def draw_without_replacement(
+    rng: np.random.Generator, candidates: np.ndarray, count: int, weights: np.ndarray | None = None
+) -> list[int]:
+    """Draw ``min(count, len(candidates))`` distinct candidates, optionally weighted."""
+    candidates = np.asarray(candidates)
+    count = min(int(count), len(candidates))
+    if count == 0:
+        return []
+    probs = None
+    if weights is not None:
+        weights = np.asarray(weights, dtype=np.float64)
+        probs = weights / weights.sum()
+    return [int(c) for c in rng.choice(candidates, size=count, replace=False, p=probs)]

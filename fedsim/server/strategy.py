@@ -1,0 +1,230 @@
+"""A Flower strategy whose "who trains" is delegated to a :class:`~fedsim.selection.Sampler`.
+
+``SamplingFedAvg`` is a Flower ``FedAvg`` (Message API) that
+- addresses clients by partition id: on first use it asks every node for its partition
+  id (a ``query`` message), so selections are reproducible on any engine;
+- serves the sampler's needs: pre-selection probes (an extra ``evaluate`` round trip to
+  the candidates, counted), and after training the sampled clients' reports;
+- aggregates itself (plain mean by default, or data-size weighted), reading only the
+  ``arrays`` record (replies also carry the output-layer update);
+- passes FedProx's ``proximal_mu`` and the local-training settings to clients.
+
+It works with ``Strategy.start`` in any ServerApp, and with fedsim's own round loop,
+which reads :attr:`last_round` for the run records.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from logging import INFO
+from typing import Any
+
+import numpy as np
+from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
+from flwr.common.logger import log
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import FedAvg
+
+from fedsim.selection.base import ClientReport, ProbeReport, Sampler
+from fedsim.server.aggregation import average_arrays
+
+
+@dataclass
+class RoundLog:
+    """What happened in one round, for the run records."""
+
+    server_round: int
+    selected: list[int] = field(default_factory=list)
+    succeeded: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    selection_seconds: float = 0.0
+    probe_seconds: float = 0.0
+    probe_messages: int = 0
+    train_loss: float | None = None
+
+
+class SamplingFedAvg(FedAvg):
+    """FedAvg with pluggable client sampling.
+
+    Parameters
+    ----------
+    sampler : Sampler
+        Chooses the partition ids that train each round.
+    clients_per_round : int
+        K, the number of clients asked to train each round.
+    weighted_aggregation : bool (default: False)
+        Weight client models by ``num-examples`` (True) or take the plain mean (False,
+        the HiCS-FL paper's aggregation, unbiased when clients are drawn by data share).
+    proximal_mu : float (default: 0.0)
+        FedProx's proximal coefficient, sent to clients (0 = FedAvg).
+    seed : int (default: 0)
+        Run seed sent to clients (their local shuffling derives from it).
+    num_rounds : int (default: 1)
+        Total rounds; samplers that anneal (HiCS-FL) need it.
+    query_timeout : float (default: 600)
+        Seconds to wait for the partition-id query and probes.
+    """
+
+    def __init__(
+        self,
+        sampler: Sampler,
+        clients_per_round: int,
+        weighted_aggregation: bool = False,
+        proximal_mu: float = 0.0,
+        seed: int = 0,
+        num_rounds: int = 1,
+        query_timeout: float = 600.0,
+    ) -> None:
+        super().__init__(fraction_train=1.0, fraction_evaluate=1.0, min_available_nodes=1)
+        self.sampler = sampler
+        self.clients_per_round = int(clients_per_round)
+        self.weighted_aggregation = weighted_aggregation
+        self.proximal_mu = float(proximal_mu)
+        self.seed = int(seed)
+        self.num_rounds = int(num_rounds)
+        self.query_timeout = query_timeout
+        self.node_of: dict[int, int] = {}
+        self.partition_of: dict[int, int] = {}
+        self.client_sizes: np.ndarray | None = None
+        self.last_round = RoundLog(server_round=0)
+        self._global: dict[str, np.ndarray] = {}
+        self._sampler_ready = False
+
+    # ------------------------------------------------------------------ addressing
+    def discover_partitions(self, grid: Grid) -> None:
+        """Map Flower node ids to partition ids by asking every node once."""
+        node_ids = sorted(grid.get_node_ids())
+        messages = [
+            Message(content=RecordDict({"config": ConfigRecord({})}), message_type=MessageType.QUERY, dst_node_id=n)
+            for n in node_ids
+        ]
+        sizes: dict[int, int] = {}
+        for reply in grid.send_and_receive(messages, timeout=self.query_timeout):
+            if reply.has_error():
+                continue
+            metrics = reply.content["metrics"]
+            pid = int(metrics["partition-id"])
+            self.partition_of[reply.metadata.src_node_id] = pid
+            sizes[pid] = int(metrics["num-examples"])
+        if len(self.partition_of) != len(node_ids):
+            # Clients that do not answer queries: fall back to node order.
+            self.partition_of = {n: i for i, n in enumerate(node_ids)}
+            sizes = {i: 1 for i in range(len(node_ids))}
+        self.node_of = {pid: node for node, pid in self.partition_of.items()}
+        self.client_sizes = np.array([sizes[p] for p in sorted(sizes)], dtype=np.float64)
+
+    def available_partitions(self, grid: Grid) -> np.ndarray:
+        """Partition ids of the nodes the grid lists as connected now."""
+        return np.array(sorted(self.partition_of[n] for n in grid.get_node_ids() if n in self.partition_of))
+
+    # ------------------------------------------------------------------ training
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        """Probe candidates if the sampler asks, then let it choose who trains."""
+        if not self.partition_of:
+            self.discover_partitions(grid)
+        if not self._sampler_ready:
+            rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0x5A]))
+            self.sampler.setup(self.client_sizes, self.clients_per_round, self.num_rounds, rng)
+            self._sampler_ready = True
+        log_entry = RoundLog(server_round=server_round)
+        available = self.available_partitions(grid)
+
+        probes: dict[int, ProbeReport] = {}
+        candidates = self.sampler.probe_candidates(server_round, available)
+        if candidates:
+            start = time.perf_counter()
+            probes = self._probe(grid, arrays, candidates, server_round)
+            log_entry.probe_seconds = time.perf_counter() - start
+            log_entry.probe_messages = len(candidates)
+
+        start = time.perf_counter()
+        selected = self.sampler.select(server_round, available, self.clients_per_round, probes)
+        log_entry.selection_seconds = time.perf_counter() - start
+        log_entry.selected = [int(p) for p in selected]
+        self.last_round = log_entry
+        log(INFO, "configure_train: round %s selected partitions %s", server_round, log_entry.selected)
+
+        self._global = {k: v.numpy() for k, v in arrays.items()}
+        config = ConfigRecord(dict(config))
+        config["server-round"] = server_round
+        config["seed"] = self.seed
+        config["proximal_mu"] = self.proximal_mu
+        record = RecordDict({"arrays": arrays, "config": config})
+        return self._construct_messages(record, [self.node_of[p] for p in selected], MessageType.TRAIN)
+
+    def _probe(self, grid: Grid, arrays: ArrayRecord, candidates: list[int], server_round: int) -> dict[int, ProbeReport]:
+        """Ask candidates for the current model's loss on their data (one extra round trip)."""
+        config = ConfigRecord({"server-round": server_round, "purpose": "probe"})
+        record = RecordDict({"arrays": arrays, "config": config})
+        messages = self._construct_messages(record, [self.node_of[p] for p in candidates], MessageType.EVALUATE)
+        probes = {}
+        for reply in grid.send_and_receive(messages, timeout=self.query_timeout):
+            if reply.has_error():
+                continue
+            pid = self.partition_of[reply.metadata.src_node_id]
+            metrics = reply.content["metrics"]
+            probes[pid] = ProbeReport(pid, float(metrics["loss"]), int(metrics["num-examples"]))
+        return probes
+
+    def client_report(self, reply: Message) -> ClientReport:
+        """Turn a training reply into the sampler's view of it."""
+        pid = self.partition_of[reply.metadata.src_node_id]
+        metrics = reply.content["metrics"]
+        update = reply.content["output_update"]
+        model_update = None
+        if self.sampler.needs.full_updates:
+            new = reply.content["arrays"]
+            model_update = np.concatenate(
+                [(new[k].numpy().astype(np.float64) - self._global[k]).ravel() for k in self._global
+                 if np.issubdtype(self._global[k].dtype, np.floating)]
+            )
+        return ClientReport(
+            partition_id=pid,
+            num_examples=int(metrics["num-examples"]),
+            train_loss=float(metrics["train-loss"]),
+            num_steps=int(metrics["num-steps"]),
+            bias_update=update["bias"].numpy().astype(np.float64),
+            weight_update=update["weight"].numpy().astype(np.float64),
+            model_update=model_update,
+        )
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        """Average the successful replies and hand the reports to the sampler."""
+        replies = list(replies)
+        good = [r for r in replies if not r.has_error()]
+        self.last_round.failed = sorted(
+            set(self.last_round.selected) - {self.partition_of[r.metadata.src_node_id] for r in good}
+        )
+        if not good:
+            return None, None
+        reports = [self.client_report(r) for r in good]
+        self.last_round.succeeded = [r.partition_id for r in reports]
+        weights = [r.num_examples for r in reports] if self.weighted_aggregation else None
+        arrays = average_arrays([r.content["arrays"] for r in good], weights)
+        self.sampler.observe(server_round, reports)
+        mean_loss = float(np.mean([r.train_loss for r in reports]))
+        self.last_round.train_loss = mean_loss
+        return arrays, MetricRecord({"train-loss": mean_loss, "num-clients": len(reports)})
+
+    # ------------------------------------------------------------------ evaluation
+    def configure_evaluate(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        """No federated evaluation: fedsim evaluates the global model centrally."""
+        return []
+
+    def summary(self) -> None:
+        """Log the strategy's settings."""
+        log(INFO, "\t├──> Sampler: %s", type(self.sampler).__name__)
+        log(INFO, "\t├──> Clients per round: %s", self.clients_per_round)
+        log(INFO, "\t└──> Aggregation: %s", "weighted" if self.weighted_aggregation else "plain mean")
+
+    def record_extras(self) -> dict[str, Any]:
+        """Sampler diagnostics of the last round (JSON-ready)."""
+        return self.sampler.diagnostics()
