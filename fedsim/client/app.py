@@ -6,7 +6,8 @@ Handlers:
   ``weight`` = local minus global) and metrics (``num-examples``, ``train-loss``,
   ``num-steps``, ``partition-id``).
 - ``evaluate``: loss/accuracy of the received model on the client's local training data
-  (what Power-of-Choice asks of its candidates).
+  (what Power-of-Choice asks of its candidates); with ``want-gradient`` in the config,
+  also the full-batch gradient (``gradient`` record, key ``flat``) for DivFL.
 - ``query``: the client's partition id and size, used by the server to address clients
   by partition id on any engine.
 """
@@ -18,7 +19,13 @@ from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from fedsim.client.runtime import ClientRuntime
-from fedsim.client.training import LocalTrainingConfig, client_seed, evaluate_model, train_locally
+from fedsim.client.training import (
+    LocalTrainingConfig,
+    client_seed,
+    evaluate_model,
+    full_batch_gradient,
+    train_locally,
+)
 from fedsim.models.networks import output_layer_names
 
 
@@ -74,7 +81,11 @@ def make_client_app(runtime: ClientRuntime) -> ClientApp:
         metrics = MetricRecord(
             {"num-examples": int(len(y)), "loss": float(loss), "accuracy": float(accuracy), "partition-id": pid}
         )
-        return Message(content=RecordDict({"metrics": metrics}), reply_to=msg)
+        content = RecordDict({"metrics": metrics})
+        config = msg.content.get("config")
+        if config is not None and bool(config.get("want-gradient", False)):
+            content["gradient"] = ArrayRecord({"flat": full_batch_gradient(model, x, y)})
+        return Message(content=content, reply_to=msg)
 
     @app.query()
     def query(msg: Message, context: Context) -> Message:

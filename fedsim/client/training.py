@@ -112,6 +112,19 @@ def evaluate_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_siz
     return total_loss / n, correct / n
 
 
+def full_batch_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> np.ndarray:
+    """Gradient of the mean loss over all of (x, y) at the model's weights, flattened."""
+    model.eval()
+    model.zero_grad(set_to_none=True)
+    for start in range(0, len(y), batch_size):
+        logits = model(x[start : start + batch_size])
+        loss = F.cross_entropy(logits, y[start : start + batch_size], reduction="sum") / len(y)
+        loss.backward()
+    grads = [p.grad.detach().reshape(-1) for p in model.parameters() if p.grad is not None]
+    model.zero_grad(set_to_none=True)
+    return torch.cat(grads).numpy().astype(np.float32)
+
+
 def client_seed(run_seed: int, server_round: int, partition_id: int) -> int:
     """The seed of one client's local training in one round: same on every engine."""
     return int(np.random.SeedSequence([run_seed, server_round, partition_id]).generate_state(1)[0])

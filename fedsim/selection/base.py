@@ -5,7 +5,8 @@ what it declares it needs through :class:`SamplerNeeds`:
 
 - nothing (uniform random);
 - candidate statistics before selection (Power-of-Choice: the loss of the current global
-  model on each candidate's data) via :meth:`Sampler.probe_candidates`;
+  model on each candidate's data; DivFL ideal: also its full-batch gradient) via
+  :meth:`Sampler.probe_candidates`;
 - the sampled clients' replies after training (HiCS-FL: the output-layer bias update;
   clustered sampling and DivFL: the full model update) via :meth:`Sampler.observe`.
 
@@ -26,6 +27,7 @@ class SamplerNeeds:
     """What a sampler needs from clients, so the strategy can provide it."""
 
     probe_before_selection: bool = False
+    probe_gradients: bool = False
     full_updates: bool = False
 
 
@@ -44,11 +46,17 @@ class ClientReport:
 
 @dataclass
 class ProbeReport:
-    """A candidate's answer to a pre-selection probe: the current model's loss on its data."""
+    """A candidate's answer to a pre-selection probe.
+
+    ``loss`` is the current global model's mean loss on the client's training data;
+    ``gradient`` (flattened, only when the sampler's needs ask for probe gradients) is
+    the full-batch gradient of that loss at the current global model.
+    """
 
     partition_id: int
     loss: float
     num_examples: int
+    gradient: np.ndarray | None = None
 
 
 class Sampler(ABC):

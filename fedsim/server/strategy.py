@@ -158,7 +158,9 @@ class SamplingFedAvg(FedAvg):
 
     def _probe(self, grid: Grid, arrays: ArrayRecord, candidates: list[int], server_round: int) -> dict[int, ProbeReport]:
         """Ask candidates for the current model's loss on their data (one extra round trip)."""
-        config = ConfigRecord({"server-round": server_round, "purpose": "probe"})
+        config = ConfigRecord(
+            {"server-round": server_round, "want-gradient": bool(self.sampler.needs.probe_gradients)}
+        )
         record = RecordDict({"arrays": arrays, "config": config})
         messages = self._construct_messages(record, [self.node_of[p] for p in candidates], MessageType.EVALUATE)
         probes = {}
@@ -167,7 +169,8 @@ class SamplingFedAvg(FedAvg):
                 continue
             pid = self.partition_of[reply.metadata.src_node_id]
             metrics = reply.content["metrics"]
-            probes[pid] = ProbeReport(pid, float(metrics["loss"]), int(metrics["num-examples"]))
+            gradient = reply.content["gradient"]["flat"].numpy() if "gradient" in reply.content else None
+            probes[pid] = ProbeReport(pid, float(metrics["loss"]), int(metrics["num-examples"]), gradient)
         return probes
 
     def client_report(self, reply: Message) -> ClientReport:
