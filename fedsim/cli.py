@@ -51,6 +51,7 @@ def quiet_flower(level: str = "WARNING") -> None:
     flwr_logger = logging.getLogger("flwr")
     flwr_logger.setLevel(getattr(logging, level, logging.WARNING))
     flwr_logger.propagate = False
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # Flower's state store migrations
 
 
 _task_started = False
@@ -63,7 +64,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
     _task_started = True
     from fedsim.reporting import ProgressReporter, print_summary
 
-    quiet_flower(cfg.get("flower_log_level", "WARNING"))
+    quiet_flower(cfg.get("flower_log_level", "ERROR"))
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         from fedsim.experiment import build_experiment, run_experiment

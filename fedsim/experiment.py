@@ -105,6 +105,7 @@ def build_experiment(cfg: DictConfig) -> Experiment:
         proximal_mu=float(cfg.algorithm.proximal_mu),
         seed=cfg.seed,
         num_rounds=cfg.num_rounds,
+        expected_nodes=cfg.num_clients,
     )
     train_config = LocalTrainingConfig.from_mapping(OmegaConf.to_container(cfg.train, resolve=True))
     return Experiment(cfg, dataset, partitioning, model_factory, initial_arrays, strategy, engine, train_config)

@@ -66,7 +66,7 @@ class RayEngine:
             except BaseException as exc:  # re-raised in the driver below
                 failure.append(exc)
 
-        os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+        os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
         run_simulation(
             server_app=server_app,
             client_app=client_app,

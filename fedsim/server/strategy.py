@@ -64,7 +64,10 @@ class SamplingFedAvg(FedAvg):
     num_rounds : int (default: 1)
         Total rounds; samplers that anneal (HiCS-FL) need it.
     query_timeout : float (default: 600)
-        Seconds to wait for the partition-id query and probes.
+        Seconds to wait for the partition-id query, the nodes to connect, and probes.
+    expected_nodes : int (default: 1)
+        Wait for at least this many connected nodes before the first round (on Flower's
+        simulation engine nodes may register after the ServerApp starts).
     """
 
     def __init__(
@@ -76,8 +79,9 @@ class SamplingFedAvg(FedAvg):
         seed: int = 0,
         num_rounds: int = 1,
         query_timeout: float = 600.0,
+        expected_nodes: int = 1,
     ) -> None:
-        super().__init__(fraction_train=1.0, fraction_evaluate=1.0, min_available_nodes=1)
+        super().__init__(fraction_train=1.0, fraction_evaluate=1.0, min_available_nodes=expected_nodes)
         self.sampler = sampler
         self.clients_per_round = int(clients_per_round)
         self.weighted_aggregation = weighted_aggregation
@@ -95,7 +99,13 @@ class SamplingFedAvg(FedAvg):
     # ------------------------------------------------------------------ addressing
     def discover_partitions(self, grid: Grid) -> None:
         """Map Flower node ids to partition ids by asking every node once."""
+        deadline = time.monotonic() + self.query_timeout
         node_ids = sorted(grid.get_node_ids())
+        while len(node_ids) < self.min_available_nodes and time.monotonic() < deadline:
+            time.sleep(0.05)
+            node_ids = sorted(grid.get_node_ids())
+        if not node_ids:
+            raise RuntimeError("no client nodes connected to the grid")
         messages = [
             Message(content=RecordDict({"config": ConfigRecord({})}), message_type=MessageType.QUERY, dst_node_id=n)
             for n in node_ids
@@ -117,7 +127,8 @@ class SamplingFedAvg(FedAvg):
 
     def available_partitions(self, grid: Grid) -> np.ndarray:
         """Partition ids of the nodes the grid lists as connected now."""
-        return np.array(sorted(self.partition_of[n] for n in grid.get_node_ids() if n in self.partition_of))
+        ids = sorted(self.partition_of[n] for n in grid.get_node_ids() if n in self.partition_of)
+        return np.array(ids, dtype=np.int64)
 
     # ------------------------------------------------------------------ training
     def configure_train(

@@ -1,0 +1,211 @@
+"""Clustered sampling (Fraboni, Vidal, Kameni, Lorenzi, ICML 2021), algorithm 2.
+
+Clients whose latest model updates point the same way are grouped (Ward hierarchical
+clustering of the angles between updates), and the K clients of a round are drawn one
+from each of K sampling distributions built from the tree. Every client keeps its
+expected weight (``sum_j r_{j,k} = K p_k``), so the aggregate stays unbiased, but
+similar clients rarely come together, which lowers the variance of the aggregate.
+
+This module also holds :class:`LatestUpdates`, the store of each client's latest full
+model update (and its Gram matrix) shared with DivFL's "stale" variant.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.spatial.distance import squareform
+
+from fedsim.selection.base import ClientReport, ProbeReport, Sampler, SamplerNeeds
+
+_TOL = 1e-9
+
+
+def fraboni_distributions(distance: np.ndarray, data_shares: np.ndarray, num_to_select: int) -> np.ndarray:
+    """The K sampling distributions of Fraboni et al. (2021), algorithm 2.
+
+    Parameters
+    ----------
+    distance : (N, N) array
+        Symmetric dissimilarity between clients (e.g. the angle between their updates).
+    data_shares : (N,) array
+        p_k, each client's importance; renormalised to sum to 1.
+    num_to_select : int
+        K, the number of distributions (one client is drawn from each).
+
+    Returns
+    -------
+    (K, N) array ``r`` with every row summing to 1 and ``r.sum(0) == K * p`` (a client may
+    have mass in two or more rows).
+
+    How: Ward linkage on the condensed distance; the merge heights are replaced by the
+    merged clusters' total share, and the tree is cut at 1/K, so every flat cluster has
+    total mass ``K * sum p`` <= 1. The K heaviest clusters each seed one distribution; the
+    clients of the remaining clusters (cluster by cluster, lightest first) fill the rows'
+    remaining room in order, a client's mass spilling over into the next row when a row
+    is full. Clients with ``p_k > 1/K`` (mass above 1) spill the same way.
+    """
+    p = np.asarray(data_shares, dtype=np.float64)
+    p = p / p.sum()
+    n = len(p)
+    k = int(num_to_select)
+    if k < 1:
+        raise ValueError("num_to_select must be >= 1")
+    mass = k * p  # what each client must receive over all rows
+    if n == 1:
+        return np.ones((k, 1))
+
+    dist = np.asarray(distance, dtype=np.float64)
+    dist = 0.5 * (dist + dist.T)
+    np.fill_diagonal(dist, 0.0)
+    dist = np.clip(np.nan_to_num(dist, nan=0.0), 0.0, None)
+    tree = linkage(squareform(dist, checks=False), method="ward")
+
+    # Heights := total share of the merged cluster (monotone up the tree), cut at 1/K.
+    weights = np.concatenate([p, np.zeros(n - 1)])
+    weighted_tree = tree.copy()
+    for i, (a, b) in enumerate(tree[:, :2].astype(int)):
+        weights[n + i] = weights[a] + weights[b]
+        weighted_tree[i, 2] = weights[n + i]
+    labels = fcluster(weighted_tree, t=(1.0 / k) * (1.0 + _TOL), criterion="distance")
+
+    cluster_ids = np.unique(labels)
+    cluster_mass = np.array([mass[labels == c].sum() for c in cluster_ids])
+    order = cluster_ids[np.argsort(cluster_mass, kind="stable")]  # lightest first
+    kept = order[max(len(order) - k, 0):]
+    rest = order[: max(len(order) - k, 0)]
+
+    r = np.zeros((k, n))
+    pending: list[tuple[int, float]] = []  # (client, mass still to place)
+    for row, cluster in enumerate(kept):
+        room = 1.0
+        for client in np.flatnonzero(labels == cluster):
+            put = min(mass[client], room)
+            r[row, client] = put
+            room -= put
+            if mass[client] - put > _TOL:
+                pending.append((int(client), mass[client] - put))
+    for cluster in rest:
+        pending.extend((int(c), mass[c]) for c in np.flatnonzero(labels == cluster))
+
+    row = 0
+    for client, left in pending:
+        while left > _TOL and row < k:
+            room = 1.0 - r[row].sum()
+            if room <= _TOL:
+                row += 1
+                continue
+            put = min(left, room)
+            r[row, client] += put
+            left -= put
+        if left > _TOL:  # only float round-off can leave anything: give it to the last row
+            r[k - 1, client] += left
+    return r / r.sum(axis=1, keepdims=True)
+
+
+def update_angles(gram: np.ndarray) -> np.ndarray:
+    """Angles (radians) between updates from their Gram matrix.
+
+    Two never-seen (zero) updates count as identical (angle 0); a zero update and a
+    non-zero one as orthogonal (pi/2).
+    """
+    norms = np.sqrt(np.clip(np.diag(gram), 0.0, None))
+    zero = norms <= 0.0
+    safe = np.where(zero, 1.0, norms)
+    cos = gram / safe[:, None] / safe[None, :]
+    cos[zero, :] = 0.0
+    cos[:, zero] = 0.0
+    cos[np.ix_(zero, zero)] = 1.0
+    np.fill_diagonal(cos, 1.0)
+    return np.arccos(np.clip(cos, -1.0, 1.0))
+
+
+class LatestUpdates:
+    """Each client's latest full model update (zeros until seen) and their Gram matrix.
+
+    Updates are kept in float32 (N x |theta|); the Gram matrix is refreshed only for the
+    rows of clients that reported, so a round costs O(K N |theta|), not O(N^2 |theta|).
+    """
+
+    def __init__(self, num_clients: int) -> None:
+        self.num_clients = num_clients
+        self.updates: np.ndarray | None = None
+        self.gram = np.zeros((num_clients, num_clients))
+        self.seen = np.zeros(num_clients, dtype=bool)
+
+    def store(self, reports: list[ClientReport]) -> None:
+        """Keep the model updates of these reports (those without one are skipped)."""
+        changed = []
+        for report in reports:
+            if report.model_update is None:
+                continue
+            vec = np.asarray(report.model_update, dtype=np.float32).ravel()
+            if self.updates is None:
+                self.updates = np.zeros((self.num_clients, vec.size), dtype=np.float32)
+            self.updates[report.partition_id] = vec
+            self.seen[report.partition_id] = True
+            changed.append(report.partition_id)
+        if not changed:
+            return
+        rows = self.updates[changed].astype(np.float64) @ self.updates.T.astype(np.float64)
+        self.gram[changed, :] = rows
+        self.gram[:, changed] = rows.T
+
+    def distances(self, ids: np.ndarray) -> np.ndarray:
+        """Euclidean distances ||g_i - g_j|| among the given clients."""
+        g = self.gram[np.ix_(ids, ids)]
+        d = np.diag(g)
+        return np.sqrt(np.clip(d[:, None] + d[None, :] - 2.0 * g, 0.0, None))
+
+
+class ClusteredSampler(Sampler):
+    """Clustered sampling, algorithm 2 (similarity = angle between latest full updates).
+
+    Each round, over the available clients: angles between their latest updates, the K
+    distributions of :func:`fraboni_distributions` (data shares renormalised over the
+    available clients), and one independent draw from each. A client drawn twice trains
+    once, so a round may have fewer than K distinct clients (by design of the method).
+    """
+
+    needs = SamplerNeeds(full_updates=True)
+
+    def setup(self, client_sizes, clients_per_round, num_rounds, rng) -> None:  # type: ignore[override]
+        """Start with no updates (all zeros)."""
+        super().setup(client_sizes, clients_per_round, num_rounds, rng)
+        self.store = LatestUpdates(self.num_clients)
+        self._last: dict[str, Any] = {}
+
+    def select(
+        self,
+        server_round: int,
+        available: np.ndarray,
+        num_to_select: int,
+        probes: dict[int, ProbeReport],
+    ) -> list[int]:
+        """One draw per distribution; the distinct clients drawn, in draw order."""
+        available = np.asarray(available, dtype=int)
+        k = min(int(num_to_select), len(available))
+        if k <= 0:
+            return []
+        shares = self.client_sizes[available]
+        # Before any update is seen all angles are 0 and the tree is arbitrary; the
+        # distributions are still valid (every client keeps mass K p_k).
+        angles = update_angles(self.store.gram[np.ix_(available, available)])
+        r = fraboni_distributions(angles, shares, k)
+        drawn = [int(available[self.rng.choice(len(available), p=row / row.sum())]) for row in r]
+        selected = list(dict.fromkeys(drawn))
+        self._last = {"drawn": drawn, "distinct": len(selected)}
+        return selected
+
+    def observe(self, server_round: int, reports: list[ClientReport]) -> None:
+        """Remember the full model updates of this round's clients."""
+        self.store.store(reports)
+
+    def diagnostics(self) -> dict[str, Any]:
+        """The clients drawn last round (with repeats) and how many were distinct."""
+        return dict(self._last)
+
+
+__all__ = ["ClusteredSampler", "LatestUpdates", "fraboni_distributions", "update_angles"]

@@ -1,0 +1,330 @@
+"""HiCS-FL: heterogeneity-guided client sampling (Chen & Vikalo, NeurIPS 2024).
+
+Each client's output-layer bias update points towards its label distribution, so the
+entropy of ``softmax(delta_b / T)`` estimates how balanced its data is (one class: low,
+balanced: high, about ln C). After a warm-up in which every client reports once, the
+server clusters clients by the angle between their updates plus ``lam`` times their
+entropy gap, and samples clusters with probabilities ``softmax(gamma_t * mean entropy)``,
+where ``gamma_t`` anneals to 0 (uniform over clusters) by the last round.
+
+The paper is the default; every difference in the authors' code (GitHub
+``CityChan/HiCS-FL``) is a constructor switch, see ``conf/sampler/hics_reference.yaml``.
+Specification: ``shared/docs/hics-fl.md``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+from scipy.cluster.hierarchy import ClusterWarning
+from sklearn.cluster import AgglomerativeClustering
+
+from fedsim.selection.base import ClientReport, ProbeReport, Sampler, SamplerNeeds
+
+
+def estimate_entropy(updates: np.ndarray, temperature: float) -> np.ndarray | float:
+    """H_hat = entropy(softmax(u / T)) in nats, along the last axis of ``updates``.
+
+    Works on one update (C,) -> float or a stack (N, C) -> (N,). The softmax is computed
+    in log space after subtracting the maximum, so tiny temperatures cannot overflow.
+    An all-zero update gives ln C (it looks perfectly balanced).
+    """
+    z = np.asarray(updates, dtype=np.float64) / temperature
+    z = z
+    log_p = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    entropy = -(np.exp(log_p) * log_p).sum(axis=-1)
+    return float(entropy) if entropy.ndim == 0 else entropy
+
+
+def hics_distance_matrix(directions: np.ndarray, entropies: np.ndarray, lam: float) -> np.ndarray:
+    """Dist(u, k) = arccos(clip(cos(d_u, d_k), -1, 1)) + lam * |H_u - H_k|, shape (N, N).
+
+    ``directions`` is (N, D): the vectors whose angle is measured (bias updates, or the
+    whole output layer). The angle is in radians and defined as 0 when either vector has
+    norm 0; the cosine is clipped because rounding can push parallel vectors past 1.
+    """
+    directions = np.asarray(directions, dtype=np.float64)
+    entropies = np.asarray(entropies, dtype=np.float64)
+    norms = np.linalg.norm(directions, axis=1)
+    nonzero = norms > 0
+    unit = np.zeros_like(directions)
+    unit[nonzero] = directions[nonzero] / norms[nonzero, None]
+    angle = np.arccos(np.clip(unit @ unit.T, -1.0, 1.0))
+    angle[~(nonzero[:, None] & nonzero[None, :])] = 0.0
+    np.fill_diagonal(angle, 0.0)
+    return angle + lam * np.abs(entropies[:, None] - entropies[None, :])
+
+
+def ward_clusters(distance: np.ndarray, num_clusters: int) -> np.ndarray:
+    """Ward clustering of the ROWS of ``distance`` (Euclidean), as the authors' code does.
+
+    Returns labels 0..M-1 per point. With at least as many clusters as points every
+    point is its own cluster. SciPy warns that a square feature matrix looks like a
+    distance matrix; here using the rows as features is intended, so that warning is muted.
+    """
+    n = len(distance)
+    if num_clusters >= n:
+        return np.arange(n)
+    model = AgglomerativeClustering(n_clusters=num_clusters, metric="euclidean", linkage="ward")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=ClusterWarning)
+        return model.fit_predict(np.asarray(distance, dtype=np.float64))
+
+
+def annealed_gamma(gamma0: float, server_round: int, total_rounds: int) -> float:
+    """gamma_t = gamma0 * (1 - t / T_R), floored at 0 for rounds past the budget."""
+    return max(0.0, gamma0 * (1.0 - server_round / total_rounds))
+
+
+def cluster_probabilities(mean_entropies: np.ndarray, gamma: float) -> np.ndarray:
+    """pi_m = softmax_m(gamma * Hbar_m): more balanced clusters are likelier while gamma > 0."""
+    z = gamma * np.asarray(mean_entropies, dtype=np.float64)
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
+def draw_from_clusters(
+    rng: np.random.Generator,
+    labels: np.ndarray,
+    cluster_probs: np.ndarray,
+    count: int,
+    client_weights: np.ndarray | None = None,
+) -> list[int]:
+    """Draw ``min(count, len(labels))`` distinct positions into ``labels``.
+
+    Repeat: draw cluster m ~ pi (renormalised over clusters that still have an unpicked
+    client), then a client of m among the unpicked ones, with probability proportional to
+    ``client_weights`` (paper: data share p_k) or uniformly when it is None (authors'
+    code). The authors' code draws all K cluster labels first (re-drawing full clusters)
+    and then the clients; that is the same distribution, because which clusters are full
+    depends only on how many clients each has given, so one procedure serves both.
+    """
+    labels = np.asarray(labels)
+    weights = np.ones(len(labels)) if client_weights is None else np.asarray(client_weights, np.float64)
+    unpicked = np.ones(len(labels), dtype=bool)
+    picked: list[int] = []
+    for _ in range(min(int(count), len(labels))):
+        open_clusters = np.zeros(len(cluster_probs), dtype=bool)
+        open_clusters[labels[unpicked]] = True
+        probs = np.where(open_clusters, cluster_probs, 0.0)
+        m = rng.choice(len(probs), p=probs / probs.sum())
+        members = np.flatnonzero(unpicked & (labels == m))
+        k = int(rng.choice(members, p=weights[members] / weights[members].sum()))
+        unpicked[k] = False
+        picked.append(k)
+    return picked
+
+
+def draw_one_per_row(rng: np.random.Generator, distributions: np.ndarray) -> list[int]:
+    """One distinct client per row of a (K, N) Clustered-Sampling distribution matrix.
+
+    Fraboni's algorithm 2 may split a client over several rows; a client already drawn is
+    excluded from later rows (renormalised), and a row with no mass left falls back to
+    the remaining clients' total mass across rows (proportional to their data share).
+    """
+    distributions = np.asarray(distributions, dtype=np.float64)
+    unpicked = np.ones(distributions.shape[1], dtype=bool)
+    picked: list[int] = []
+    for row in distributions:
+        mass = np.where(unpicked, row, 0.0)
+        if mass.sum() <= 0:
+            mass = np.where(unpicked, distributions.sum(axis=0), 0.0)
+        if mass.sum() <= 0:
+            mass = unpicked.astype(np.float64)
+        k = int(rng.choice(len(mass), p=mass / mass.sum()))
+        unpicked[k] = False
+        picked.append(k)
+    return picked
+
+
+class HiCSSampler(Sampler):
+    """HiCS-FL client sampling; paper behaviour by default, authors' code by switches.
+
+    Parameters
+    ----------
+    temperature : T of the softmax in the entropy estimate (paper FMNIST 0.0025).
+    gamma0 : initial annealing coefficient; gamma_t = gamma0 * (1 - t / T_R).
+    lam : weight of the entropy gap in the clustering distance.
+    num_clusters : M; None means M = K (clients per round).
+    estimator : what the entropy is computed on: "bias" (delta_b, paper) or
+        "weight_rows" (row means of delta_W, authors' code).
+    warmup_order : "random" (paper) or "index" (authors' code) order of first reports.
+    refresh : True (paper) overwrites a client's stored update whenever it reports again;
+        False (authors' code, multi-alpha settings) keeps its first report.
+    within_cluster : "data_size" (paper, p_k) or "uniform" (authors' code) draw in a cluster.
+    distance_on : angle on "bias" (paper) or "output_layer" = [vec(delta_W), delta_b].
+    variance_fallback : authors' code only: when Var(H_hat) over the candidates is at least
+        ``variance_threshold``, use Clustered Sampling (Fraboni alg. 2) on the HiCS
+        distance matrix instead of entropy-guided sampling.
+    variance_threshold : the threshold of that test (authors' code: 0.1).
+    normalize_by_steps : divide each reported update by its number of local SGD steps,
+        so unequal client sizes do not shift H_hat (not in the paper).
+
+    Clients that have never reported are never treated as balanced: every available one
+    is sampled first (warm-up in rounds 1..ceil(N/K); later joiners in the next round).
+    Clustering and sampling then run over the available clients that have reported.
+    """
+
+    needs = SamplerNeeds()
+
+    def __init__(
+        self,
+        temperature: float = 0.0025,
+        gamma0: float = 4.0,
+        lam: float = 10.0,
+        num_clusters: int | None = None,
+        estimator: str = "bias",
+        warmup_order: str = "random",
+        refresh: bool = True,
+        within_cluster: str = "data_size",
+        distance_on: str = "bias",
+        variance_fallback: bool = False,
+        variance_threshold: float = 0.1,
+        normalize_by_steps: bool = False,
+    ) -> None:
+        choices = {
+            "estimator": (estimator, ("bias", "weight_rows")),
+            "warmup_order": (warmup_order, ("random", "index")),
+            "within_cluster": (within_cluster, ("data_size", "uniform")),
+            "distance_on": (distance_on, ("bias", "output_layer")),
+        }
+        for name, (value, allowed) in choices.items():
+            if value not in allowed:
+                raise ValueError(f"HiCSSampler: {name}={value!r}, expected one of {allowed}")
+        self.temperature = float(temperature)
+        self.gamma0 = float(gamma0)
+        self.lam = float(lam)
+        self.num_clusters = num_clusters
+        self.estimator = estimator
+        self.warmup_order = warmup_order
+        self.refresh = bool(refresh)
+        self.within_cluster = within_cluster
+        self.distance_on = distance_on
+        self.variance_fallback = bool(variance_fallback)
+        self.variance_threshold = float(variance_threshold)
+        self.normalize_by_steps = bool(normalize_by_steps)
+
+    def setup(
+        self,
+        client_sizes: np.ndarray,
+        clients_per_round: int,
+        num_rounds: int,
+        rng: np.random.Generator,
+    ) -> None:
+        """Allocate per-client state; the update arrays get their width at the first report."""
+        super().setup(client_sizes, clients_per_round, num_rounds, rng)
+        self._reported = np.zeros(self.num_clients, dtype=bool)
+        self._signal: np.ndarray | None = None  # (N, C): what the entropy is computed on
+        self._direction: np.ndarray | None = None  # (N, D): what the angle is measured on
+        self._diag: dict[str, Any] = {}
+
+    # ----------------------------------------------------------------- state
+    def entropies(self) -> np.ndarray:
+        """H_hat per client (N,); NaN for clients that never reported."""
+        h = np.full(self.num_clients, np.nan)
+        if self._signal is not None:
+            h[self._reported] = estimate_entropy(self._signal[self._reported], self.temperature)
+        return h
+
+    def observe(self, server_round: int, reports: list[ClientReport]) -> None:
+        """Store the reporters' updates (first report always; later ones if ``refresh``)."""
+        for r in reports:
+            k = r.partition_id
+            if self._reported[k] and not self.refresh:
+                continue
+            scale = 1.0 / max(r.num_steps, 1) if self.normalize_by_steps else 1.0
+            bias = np.asarray(r.bias_update, dtype=np.float64) * scale
+            weight = np.asarray(r.weight_update, dtype=np.float64) * scale
+            signal = bias if self.estimator == "bias" else weight.mean(axis=1)
+            direction = bias if self.distance_on == "bias" else np.concatenate([weight.ravel(), bias])
+            if self._signal is None:
+                self._signal = np.zeros((self.num_clients, signal.size))
+                self._direction = np.zeros((self.num_clients, direction.size))
+            self._signal[k] = signal
+            self._direction[k] = direction
+            self._reported[k] = True
+
+    # ------------------------------------------------------------- selection
+    def select(
+        self,
+        server_round: int,
+        available: np.ndarray,
+        num_to_select: int,
+        probes: dict[int, ProbeReport],
+    ) -> list[int]:
+        """Unreported available clients first, then the entropy-guided cluster draw."""
+        available = np.unique(np.asarray(available, dtype=np.int64))
+        count = min(int(num_to_select), len(available))
+        entropies = self.entropies()
+        self._diag = {
+            "entropy": [None if np.isnan(h) else float(h) for h in entropies],
+            "cluster": [None] * self.num_clients,
+            "cluster_probabilities": [],
+            "gamma_t": annealed_gamma(self.gamma0, server_round, self.num_rounds),
+            "entropy_variance": None,
+            "phase": "cluster",
+        }
+
+        pending = available[~self._reported[available]]
+        if self.warmup_order == "index":
+            first = [int(k) for k in pending[:count]]
+        else:
+            first = [int(k) for k in self.rng.choice(pending, size=min(count, len(pending)), replace=False)]
+        if first:
+            self._diag["phase"] = "warmup"
+        candidates = available[self._reported[available]]
+        rest = count - len(first)
+        if rest == 0:
+            return first
+        return first + self._informed_draw(server_round, candidates, entropies[candidates], rest)
+
+    def _informed_draw(
+        self, server_round: int, candidates: np.ndarray, entropies: np.ndarray, count: int
+    ) -> list[int]:
+        """Cluster the reported candidates and draw ``count`` of them (or the fallback)."""
+        if count >= len(candidates):
+            return [int(k) for k in candidates]
+        distance = hics_distance_matrix(self._direction[candidates], entropies, self.lam)
+        variance = float(np.var(entropies))
+        self._diag["entropy_variance"] = variance
+        if self.variance_fallback and variance >= self.variance_threshold:
+            from fedsim.selection.clustered import fraboni_distributions
+
+            if self._diag["phase"] != "warmup":
+                self._diag["phase"] = "fallback"
+            shares = self.client_sizes[candidates] / self.client_sizes[candidates].sum()
+            rows = fraboni_distributions(distance, shares, count)
+            return [int(candidates[i]) for i in draw_one_per_row(self.rng, rows)]
+
+        num_clusters = self.num_clusters or self.clients_per_round
+        labels = ward_clusters(distance, num_clusters)
+        mean_h = np.array([entropies[labels == m].mean() for m in range(labels.max() + 1)])
+        probs = cluster_probabilities(mean_h, self._diag["gamma_t"])
+        weights = self.client_sizes[candidates] if self.within_cluster == "data_size" else None
+        for k, m in zip(candidates, labels):
+            self._diag["cluster"][int(k)] = int(m)
+        self._diag["cluster_probabilities"] = probs.tolist()
+        return [int(candidates[i]) for i in draw_from_clusters(self.rng, labels, probs, count, weights)]
+
+    # ----------------------------------------------------- records, checkpoints
+    def diagnostics(self) -> dict[str, Any]:
+        """The last selection: entropy and cluster per client (null if none), pi, gamma_t, phase."""
+        return dict(self._diag)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume: stored updates, who reported, the random stream."""
+        return {
+            "reported": self._reported.copy(),
+            "signal": None if self._signal is None else self._signal.copy(),
+            "direction": None if self._direction is None else self._direction.copy(),
+            "rng_state": self.rng.bit_generator.state,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict` (call after :meth:`setup`); accepts lists or arrays."""
+        self._reported = np.asarray(state["reported"], dtype=bool)
+        self._signal = None if state["signal"] is None else np.asarray(state["signal"], dtype=np.float64)
+        self._direction = None if state["direction"] is None else np.asarray(state["direction"], dtype=np.float64)
+        self.rng.bit_generator.state = state["rng_state"]
