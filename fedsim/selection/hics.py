@@ -32,7 +32,7 @@ def estimate_entropy(updates: np.ndarray, temperature: float) -> np.ndarray | fl
     An all-zero update gives ln C (it looks perfectly balanced).
     """
     z = np.asarray(updates, dtype=np.float64) / temperature
-    z = z
+    z = z - z.max(axis=-1, keepdims=True)
     log_p = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
     entropy = -(np.exp(log_p) * log_p).sum(axis=-1)
     return float(entropy) if entropy.ndim == 0 else entropy
