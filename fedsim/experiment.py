@@ -29,6 +29,7 @@ from fedsim.data.partitioners import Partitioning, as_partitioning, check_partit
 from fedsim.data.stats import partition_summary
 from fedsim.errors import ConfigError
 from fedsim.models.networks import build_model
+from fedsim.results.entropy_report import write_entropy_report
 from fedsim.results.recorder import RunRecorder
 from fedsim.server.evaluation import CentralEvaluator
 from fedsim.server.loop import RoundResult, run_rounds
@@ -170,5 +171,8 @@ def run_experiment(
         "sampler": type(experiment.strategy.sampler).__name__,
         "run_dir": str(run_dir),
     }
+    entropy = write_entropy_report(run_dir)
+    if entropy is not None:
+        summary["entropy_spearman"] = entropy["spearman"]
     recorder.write_summary(summary)
     return summary

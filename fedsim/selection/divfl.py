@@ -50,9 +50,9 @@ def facility_location_greedy_from_distances(
 ) -> list[int]:
     """Greedy minimisation of the facility-location cost given a distance matrix.
 
-    ``distances`` is (M, C)-indexable as ``distances[i, j]`` with rows = clients to cover
-    and columns = the same index space; ``candidates`` (default: all rows) are the
-    indices that may be chosen. With ``rng`` ties are broken at random; with ``rng`` and
+    ``distances[i, j]`` is the distance between client ``i`` (a row: every row is to be
+    covered) and client ``j`` (a column: a possible pick); ``candidates`` (default: all
+    columns) are the column indices that may be chosen. With ``rng`` ties are broken at random; with ``rng`` and
     ``subset_size`` each step only scans a random subset of the remaining candidates
     (stochastic greedy). Returns ``min(k, len(candidates))`` distinct indices in the order
     chosen.

@@ -33,7 +33,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
+from scipy.linalg import cho_factor, cho_solve
 from scipy.optimize import minimize
+from threadpoolctl import threadpool_limits
 
 from fedsim.selection.base import ProbeReport, Sampler, SamplerNeeds, draw_without_replacement
 
@@ -115,12 +117,11 @@ def gp_objective(
         e = emb[ids]
         n, t = y.shape
         kmat = e @ e.T + s2 * np.eye(n)
-        chol = np.linalg.cholesky(kmat)
-        ainv = np.linalg.inv(chol)
-        a = ainv.T @ ainv  # K^{-1}
+        chol = cho_factor(kmat, lower=True)
+        a = cho_solve(chol, np.eye(n))  # K^{-1}
         alpha = a @ y
         if objective == "marginal":
-            logdet = 2.0 * np.log(np.diag(chol)).sum()
+            logdet = 2.0 * np.log(np.diag(chol[0])).sum()
             loglik += -0.5 * float((y * alpha).sum()) - 0.5 * t * logdet - 0.5 * n * t * _LOG_2PI
             g = 0.5 * (alpha @ alpha.T - t * a)
         else:
@@ -246,15 +247,17 @@ class FedCorSampler(Sampler):
         packed = [(ids, np.stack(rows, axis=1)) for ids, rows in groups.values() if len(ids) >= 2]
         n, dim = self.num_clients, self.embedding_dim
         bounds = [(None, None)] * (n * dim) + [(np.log(1e-6), np.log(1e2))]
-        result = minimize(
-            gp_objective,
-            self._params,
-            args=(packed, n, dim, self.objective),
-            jac=True,
-            method="L-BFGS-B",
-            bounds=bounds,
-            options={"maxiter": self.fit_iterations},
-        )
+        # Small (N x N) matrices: one BLAS thread is much faster than several on shared cores.
+        with threadpool_limits(limits=1):
+            result = minimize(
+                gp_objective,
+                self._params,
+                args=(packed, n, dim, self.objective),
+                jac=True,
+                method="L-BFGS-B",
+                bounds=bounds,
+                options={"maxiter": self.fit_iterations},
+            )
         if np.all(np.isfinite(result.x)):
             self._params = result.x
         emb = self._params[:-1].reshape(n, dim)

@@ -1,0 +1,67 @@
+"""How well HiCS-FL's heterogeneity estimates track the truth, for one run folder.
+
+Compares each client's latest estimated entropy (``sampler.jsonl``) with the entropy
+of its real label histogram (``partition.json``): Spearman rank correlation, written to
+``entropy_report.json``, and a scatter plot ``entropy_estimate.png`` coloured by group.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from fedsim.results.recorder import read_jsonl, write_json_atomic
+
+
+def latest_estimates(sampler_rows: list[dict[str, Any]]) -> np.ndarray | None:
+    """Each client's most recent estimated entropy (NaN where it never reported)."""
+    rows = [r for r in sampler_rows if r.get("entropy") is not None]
+    if not rows:
+        return None
+    return np.array([np.nan if h is None else h for h in rows[-1]["entropy"]], dtype=float)
+
+
+def entropy_agreement(estimated: np.ndarray, true: np.ndarray) -> float | None:
+    """Spearman correlation over clients with an estimate (None if fewer than 3)."""
+    known = ~np.isnan(estimated)
+    if known.sum() < 3:
+        return None
+    rho = spearmanr(estimated[known], true[known]).statistic
+    return None if np.isnan(rho) else float(rho)
+
+
+def write_entropy_report(run_dir: str | Path) -> dict[str, Any] | None:
+    """Write the correlation and the plot; None if the run has no entropy estimates."""
+    run_dir = Path(run_dir)
+    estimated = latest_estimates(read_jsonl(run_dir / "sampler.jsonl"))
+    if estimated is None:
+        return None
+    partition = json.loads((run_dir / "partition.json").read_text())
+    true = np.asarray(partition["label_entropy"], dtype=float)
+    report = {"spearman": entropy_agreement(estimated, true), "clients_with_estimate": int((~np.isnan(estimated)).sum())}
+    write_json_atomic(run_dir / "entropy_report.json", report)
+    _plot(run_dir / "entropy_estimate.png", estimated, true, partition.get("groups"), report["spearman"])
+    return report
+
+
+def _plot(path: Path, estimated: np.ndarray, true: np.ndarray, groups: list[int] | None, rho: float | None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 4))
+    colours = groups if groups is not None else "tab:blue"
+    points = ax.scatter(true, estimated, c=colours, cmap="viridis", s=25)
+    if groups is not None:
+        fig.colorbar(points, ax=ax, label="heterogeneity group")
+    ax.set_xlabel("true label entropy (nats)")
+    ax.set_ylabel("estimated entropy H_hat (nats)")
+    ax.set_title(f"HiCS-FL estimate vs truth (Spearman {rho:.3f})" if rho is not None else "HiCS-FL estimate vs truth")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
