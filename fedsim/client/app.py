@@ -15,7 +15,7 @@ Handlers:
 from __future__ import annotations
 
 import torch
-from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from fedsim.client.runtime import ClientRuntime
@@ -84,7 +84,7 @@ def make_client_app(runtime: ClientRuntime) -> ClientApp:
         content = RecordDict({"metrics": metrics})
         config = msg.content.get("config")
         if config is not None and bool(config.get("want-gradient", False)):
-            content["gradient"] = ArrayRecord({"flat": full_batch_gradient(model, x, y)})
+            content["gradient"] = ArrayRecord({"flat": Array(full_batch_gradient(model, x, y))})
         return Message(content=content, reply_to=msg)
 
     @app.query()

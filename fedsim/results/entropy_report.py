@@ -55,10 +55,11 @@ def _plot(path: Path, estimated: np.ndarray, true: np.ndarray, groups: list[int]
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 4))
-    colours = groups if groups is not None else "tab:blue"
-    points = ax.scatter(true, estimated, c=colours, cmap="viridis", s=25)
     if groups is not None:
+        points = ax.scatter(true, estimated, c=groups, cmap="viridis", s=25)
         fig.colorbar(points, ax=ax, label="heterogeneity group")
+    else:
+        ax.scatter(true, estimated, s=25)
     ax.set_xlabel("true label entropy (nats)")
     ax.set_ylabel("estimated entropy H_hat (nats)")
     ax.set_title(f"HiCS-FL estimate vs truth (Spearman {rho:.3f})" if rho is not None else "HiCS-FL estimate vs truth")

@@ -61,8 +61,9 @@ def run_rounds(
             "failed": log.failed,
             "selection_seconds": round(log.selection_seconds, 6),
             "probe_seconds": round(log.probe_seconds, 6),
-            "probe_messages": log.probe_messages,
             "train_seconds": round(round_seconds - log.selection_seconds - log.probe_seconds, 6),
+            "train_reply_bytes": log.train_bytes,
+            **log.extra_cost(),
         }
         if on_round is not None:
             on_round(RoundResult(server_round, arrays, row))

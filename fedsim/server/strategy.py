@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from logging import INFO
+from logging import DEBUG, INFO, WARNING
 from typing import Any
 
 import numpy as np
@@ -42,7 +42,25 @@ class RoundLog:
     selection_seconds: float = 0.0
     probe_seconds: float = 0.0
     probe_messages: int = 0
+    probe_bytes: int = 0
+    probe_examples: int = 0
+    probe_failures: int = 0
+    train_bytes: int = 0
     train_loss: float | None = None
+
+    def extra_cost(self) -> dict[str, Any]:
+        """The sampler's cost beyond plain training: messages, array bytes, client work."""
+        return {
+            "extra_messages": self.probe_messages,
+            "extra_bytes": self.probe_bytes,
+            "extra_client_examples": self.probe_examples,
+            "probe_failures": self.probe_failures,
+        }
+
+
+def array_bytes(content: RecordDict) -> int:
+    """Bytes of all arrays in a message's content (what dominates its size)."""
+    return sum(record.count_bytes() for record in content.array_records.values())
 
 
 class SamplingFedAvg(FedAvg):
@@ -148,16 +166,15 @@ class SamplingFedAvg(FedAvg):
         candidates = self.sampler.probe_candidates(server_round, available)
         if candidates:
             start = time.perf_counter()
-            probes = self._probe(grid, arrays, candidates, server_round)
+            probes = self._probe(grid, arrays, candidates, server_round, log_entry)
             log_entry.probe_seconds = time.perf_counter() - start
-            log_entry.probe_messages = len(candidates)
 
         start = time.perf_counter()
         selected = self.sampler.select(server_round, available, self.clients_per_round, probes)
         log_entry.selection_seconds = time.perf_counter() - start
         log_entry.selected = [int(p) for p in selected]
         self.last_round = log_entry
-        log(INFO, "configure_train: round %s selected partitions %s", server_round, log_entry.selected)
+        log(DEBUG, "configure_train: round %s selected partitions %s", server_round, log_entry.selected)
 
         self._global = {k: v.numpy() for k, v in arrays.items()}
         config = ConfigRecord(dict(config))
@@ -167,21 +184,34 @@ class SamplingFedAvg(FedAvg):
         record = RecordDict({"arrays": arrays, "config": config})
         return self._construct_messages(record, [self.node_of[p] for p in selected], MessageType.TRAIN)
 
-    def _probe(self, grid: Grid, arrays: ArrayRecord, candidates: list[int], server_round: int) -> dict[int, ProbeReport]:
-        """Ask candidates for the current model's loss on their data (one extra round trip)."""
+    def _probe(
+        self, grid: Grid, arrays: ArrayRecord, candidates: list[int], server_round: int, log_entry: RoundLog
+    ) -> dict[int, ProbeReport]:
+        """Ask candidates for the current model's loss on their data (one extra round trip).
+
+        Counts the messages (requests and replies), their array bytes and the examples
+        the clients evaluated into ``log_entry``.
+        """
         config = ConfigRecord(
             {"server-round": server_round, "want-gradient": bool(self.sampler.needs.probe_gradients)}
         )
         record = RecordDict({"arrays": arrays, "config": config})
         messages = self._construct_messages(record, [self.node_of[p] for p in candidates], MessageType.EVALUATE)
+        log_entry.probe_messages += len(messages)
+        log_entry.probe_bytes += len(messages) * array_bytes(record)
         probes = {}
         for reply in grid.send_and_receive(messages, timeout=self.query_timeout):
+            log_entry.probe_messages += 1
             if reply.has_error():
+                log_entry.probe_failures += 1
+                log(WARNING, "probe of node %s failed: %s", reply.metadata.src_node_id, reply.error.reason)
                 continue
+            log_entry.probe_bytes += array_bytes(reply.content)
             pid = self.partition_of[reply.metadata.src_node_id]
             metrics = reply.content["metrics"]
             gradient = reply.content["gradient"]["flat"].numpy() if "gradient" in reply.content else None
             probes[pid] = ProbeReport(pid, float(metrics["loss"]), int(metrics["num-examples"]), gradient)
+            log_entry.probe_examples += int(metrics["num-examples"])
         return probes
 
     def client_report(self, reply: Message) -> ClientReport:
@@ -218,6 +248,7 @@ class SamplingFedAvg(FedAvg):
         if not good:
             return None, None
         reports = [self.client_report(r) for r in good]
+        self.last_round.train_bytes = sum(array_bytes(r.content) for r in good)
         self.last_round.succeeded = [r.partition_id for r in reports]
         weights = [r.num_examples for r in reports] if self.weighted_aggregation else None
         arrays = average_arrays([r.content["arrays"] for r in good], weights)
