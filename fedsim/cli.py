@@ -32,7 +32,12 @@ def config_choices(group: str) -> list[str]:
 
 
 def check_group_overrides(argv: list[str]) -> None:
-    """Reject ``group=name`` overrides naming no config file, before Hydra starts."""
+    """Reject ``group=name`` overrides naming no config file, before Hydra starts.
+
+    Skipped when the user adds config folders of their own (``hydra.searchpath``).
+    """
+    if any(arg.startswith("hydra.searchpath") for arg in argv):
+        return
     for arg in argv:
         if "=" not in arg or arg.startswith("-"):
             continue
