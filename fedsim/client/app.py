@@ -48,6 +48,7 @@ def make_client_app(runtime: ClientRuntime) -> ClientApp:
         model.load_state_dict(global_state)
         x, y = runtime.client_tensors(pid)
         seed = client_seed(int(config.get("seed", 0)), int(config.get("server-round", 0)), pid)
+        torch.manual_seed(seed)  # dropout etc.: same on every engine, and after a resume
         result = train_locally(model, x, y, LocalTrainingConfig.from_mapping(config), seed)
         new_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         output_update = {

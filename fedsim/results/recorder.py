@@ -49,14 +49,38 @@ class RunRecorder:
     PARTITION = "partition.json"
     CONFIG = "config.yaml"
 
-    def __init__(self, run_dir: str | Path) -> None:
+    def __init__(self, run_dir: str | Path, resume_after_round: int | None = None) -> None:
+        """Start a new run's records, or (``resume_after_round``) continue an old run's.
+
+        A new run refuses a folder that already holds one. Resuming keeps the rows of
+        rounds up to ``resume_after_round`` (the checkpoint) and drops later ones, which
+        the resumed run recomputes.
+        """
         self.run_dir = Path(run_dir)
-        if (self.run_dir / self.METRICS).exists():
-            raise ConfigError(
-                f"output folder {self.run_dir} already holds a run; choose another "
-                f"(hydra.run.dir=...) instead of overwriting it"
-            )
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if resume_after_round is None:
+            if (self.run_dir / self.METRICS).exists():
+                raise ConfigError(
+                    f"output folder {self.run_dir} already holds a run; choose another "
+                    f"(hydra.run.dir=...) or continue it with resume={self.run_dir}"
+                )
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        else:
+            for name in (self.METRICS, self.SAMPLER):
+                self._truncate(name, resume_after_round)
+
+    def _truncate(self, name: str, last_round: int) -> None:
+        """Keep only rows of rounds <= last_round (rewritten atomically)."""
+        path = self.run_dir / name
+        if not path.exists():
+            return
+        kept = [row for row in read_jsonl(path) if row.get("round", 0) <= last_round]
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(json.dumps(row) + "\n" for row in kept))
+        os.replace(tmp, path)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The metrics rows written so far."""
+        return read_jsonl(self.run_dir / self.METRICS)
 
     def write_config(self, yaml_text: str) -> None:
         """Save the resolved configuration."""

@@ -161,6 +161,14 @@ class HiCSSampler(Sampler):
     variance_threshold : the threshold of that test (authors' code: 0.1).
     normalize_by_steps : divide each reported update by its number of local SGD steps,
         so unequal client sizes do not shift H_hat (not in the paper).
+    mode : "exact" (paper / authors' code: Ward on the rows of the N x N distance matrix,
+        O(N^2) memory, about O(N^3) time) or "scalable" (cross-device: k-means
+        micro-clusters of an embedding [unit direction, lam * H_hat], then weighted Ward on
+        at most ``micro_clusters`` of them, warm-started from the previous round; never
+        builds the N x N matrix, see ``fedsim.selection.hics_scalable``). Equals "exact"
+        when there are at most ``micro_clusters`` candidates. Not combinable with
+        ``variance_fallback``, which needs the matrix.
+    micro_clusters : scalable mode only: number of micro-clusters m (memory O(m^2)).
 
     Clients that have never reported are never treated as balanced: every available one
     is sampled first (warm-up in rounds 1..ceil(N/K); later joiners in the next round).
@@ -183,12 +191,15 @@ class HiCSSampler(Sampler):
         variance_fallback: bool = False,
         variance_threshold: float = 0.1,
         normalize_by_steps: bool = False,
+        mode: str = "exact",
+        micro_clusters: int = 500,
     ) -> None:
         choices = {
             "estimator": (estimator, ("bias", "weight_rows")),
             "warmup_order": (warmup_order, ("random", "index")),
             "within_cluster": (within_cluster, ("data_size", "uniform")),
             "distance_on": (distance_on, ("bias", "output_layer")),
+            "mode": (mode, ("exact", "scalable")),
         }
         for name, (value, allowed) in choices.items():
             if value not in allowed:
@@ -205,6 +216,13 @@ class HiCSSampler(Sampler):
         self.variance_fallback = bool(variance_fallback)
         self.variance_threshold = float(variance_threshold)
         self.normalize_by_steps = bool(normalize_by_steps)
+        if mode == "scalable" and self.variance_fallback:
+            raise ValueError(
+                "HiCSSampler: mode='scalable' cannot be combined with variance_fallback=True "
+                "(the Clustered-Sampling fallback needs the N x N distance matrix)"
+            )
+        self.mode = mode
+        self.micro_clusters = int(micro_clusters)
 
     def setup(
         self,
@@ -219,6 +237,7 @@ class HiCSSampler(Sampler):
         self._signal: np.ndarray | None = None  # (N, C): what the entropy is computed on
         self._direction: np.ndarray | None = None  # (N, D): what the angle is measured on
         self._diag: dict[str, Any] = {}
+        self._centroids: np.ndarray | None = None  # scalable mode: micro-centroids for warm start
 
     # ----------------------------------------------------------------- state
     def entropies(self) -> np.ndarray:
@@ -286,10 +305,19 @@ class HiCSSampler(Sampler):
         """Cluster the reported candidates and draw ``count`` of them (or the fallback)."""
         if count >= len(candidates):
             return [int(k) for k in candidates]
-        distance = hics_distance_matrix(self._direction[candidates], entropies, self.lam)
         variance = float(np.var(entropies))
         self._diag["entropy_variance"] = variance
-        if self.variance_fallback and variance >= self.variance_threshold:
+        num_clusters = self.num_clusters or self.clients_per_round
+        if self.mode == "scalable":
+            from fedsim.selection.hics_scalable import hics_embedding, scalable_clusters
+
+            embedding = hics_embedding(self._direction[candidates], entropies, self.lam)
+            labels, self._centroids = scalable_clusters(
+                embedding, num_clusters, self.rng, self.lam, init=self._centroids, max_micro=self.micro_clusters
+            )
+        else:
+            distance = hics_distance_matrix(self._direction[candidates], entropies, self.lam)
+        if self.mode == "exact" and self.variance_fallback and variance >= self.variance_threshold:
             from fedsim.selection.clustered import fraboni_distributions
 
             if self._diag["phase"] != "warmup":
@@ -298,13 +326,14 @@ class HiCSSampler(Sampler):
             rows = fraboni_distributions(distance, shares, count)
             return [int(candidates[i]) for i in draw_one_per_row(self.rng, rows)]
 
-        num_clusters = self.num_clusters or self.clients_per_round
-        labels = ward_clusters(distance, num_clusters)
-        mean_h = np.array([entropies[labels == m].mean() for m in range(labels.max() + 1)])
+        if self.mode == "exact":
+            labels = ward_clusters(distance, num_clusters)
+        mean_h = np.bincount(labels, weights=entropies) / np.bincount(labels)
         probs = cluster_probabilities(mean_h, self._diag["gamma_t"])
         weights = self.client_sizes[candidates] if self.within_cluster == "data_size" else None
-        for k, m in zip(candidates, labels):
-            self._diag["cluster"][int(k)] = int(m)
+        cluster = np.full(self.num_clients, None, dtype=object)
+        cluster[candidates] = labels.tolist()
+        self._diag["cluster"] = cluster.tolist()
         self._diag["cluster_probabilities"] = probs.tolist()
         return [int(candidates[i]) for i in draw_from_clusters(self.rng, labels, probs, count, weights)]
 
@@ -320,6 +349,7 @@ class HiCSSampler(Sampler):
             "signal": None if self._signal is None else self._signal.copy(),
             "direction": None if self._direction is None else self._direction.copy(),
             "rng_state": self.rng.bit_generator.state,
+            "centroids": None if self._centroids is None else self._centroids.copy(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -328,3 +358,5 @@ class HiCSSampler(Sampler):
         self._signal = None if state["signal"] is None else np.asarray(state["signal"], dtype=np.float64)
         self._direction = None if state["direction"] is None else np.asarray(state["direction"], dtype=np.float64)
         self.rng.bit_generator.state = state["rng_state"]
+        centroids = state.get("centroids")
+        self._centroids = None if centroids is None else np.asarray(centroids, dtype=np.float64)

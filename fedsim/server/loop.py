@@ -42,6 +42,8 @@ def run_rounds(
     arrays = initial_arrays
     for server_round in range(first_round, num_rounds + 1):
         started = time.perf_counter()
+        if hasattr(grid, "set_round"):  # fault injection draws per round
+            grid.set_round(server_round)
         messages = strategy.configure_train(server_round, arrays, ConfigRecord(dict(train_config)), grid)
         replies = grid.send_and_receive(messages, timeout=timeout)
         new_arrays, _ = strategy.aggregate_train(server_round, replies)
@@ -58,7 +60,10 @@ def run_rounds(
             "loss": loss,
             "train_loss": log.train_loss,
             "selected": log.selected,
+            "available": log.available,
             "failed": log.failed,
+            "failure_reasons": {str(k): v for k, v in log.failure_reasons.items()},
+            "rejected": {str(k): v for k, v in log.rejected.items()},
             "selection_seconds": round(log.selection_seconds, 6),
             "probe_seconds": round(log.probe_seconds, 6),
             "train_seconds": round(round_seconds - log.selection_seconds - log.probe_seconds, 6),

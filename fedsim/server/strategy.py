@@ -16,7 +16,7 @@ which reads :attr:`last_round` for the run records.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from logging import DEBUG, INFO, WARNING
 from typing import Any
@@ -28,7 +28,10 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
 from fedsim.selection.base import ClientReport, ProbeReport, Sampler
+from fedsim.server.addressing import query_partitions
+from fedsim.models.networks import output_layer_names
 from fedsim.server.aggregation import average_arrays
+from fedsim.server.validation import reply_problem
 
 
 @dataclass
@@ -37,8 +40,11 @@ class RoundLog:
 
     server_round: int
     selected: list[int] = field(default_factory=list)
+    available: int = 0
     succeeded: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
+    failure_reasons: dict[int, str] = field(default_factory=dict)
+    rejected: dict[int, str] = field(default_factory=dict)
     selection_seconds: float = 0.0
     probe_seconds: float = 0.0
     probe_messages: int = 0
@@ -86,6 +92,11 @@ class SamplingFedAvg(FedAvg):
     expected_nodes : int (default: 1)
         Wait for at least this many connected nodes before the first round (on Flower's
         simulation engine nodes may register after the ServerApp starts).
+    client_sizes : sequence of int, optional
+        Examples per partition id, when the caller knows them (fedsim does). The sampler
+        is then set up at once (so its state can be restored from a checkpoint before the
+        first round) and knows clients that are not connected yet. Without it, sizes come
+        from the clients' answers to the partition-id query.
     """
 
     def __init__(
@@ -98,6 +109,7 @@ class SamplingFedAvg(FedAvg):
         num_rounds: int = 1,
         query_timeout: float = 600.0,
         expected_nodes: int = 1,
+        client_sizes: Sequence[int] | None = None,
     ) -> None:
         super().__init__(fraction_train=1.0, fraction_evaluate=1.0, min_available_nodes=expected_nodes)
         self.sampler = sampler
@@ -113,35 +125,42 @@ class SamplingFedAvg(FedAvg):
         self.last_round = RoundLog(server_round=0)
         self._global: dict[str, np.ndarray] = {}
         self._sampler_ready = False
+        if client_sizes is not None:
+            self.client_sizes = np.asarray(client_sizes, dtype=np.float64)
+            self._setup_sampler()
+
+    def _setup_sampler(self) -> None:
+        """Give the sampler the federation's shape and its own random stream (once)."""
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0x5A]))
+        self.sampler.setup(self.client_sizes, self.clients_per_round, self.num_rounds, rng)
+        self._sampler_ready = True
 
     # ------------------------------------------------------------------ addressing
     def discover_partitions(self, grid: Grid) -> None:
-        """Map Flower node ids to partition ids by asking every node once."""
+        """Map Flower node ids to partition ids by asking every (new) node once."""
         deadline = time.monotonic() + self.query_timeout
         node_ids = sorted(grid.get_node_ids())
-        while len(node_ids) < self.min_available_nodes and time.monotonic() < deadline:
+        while not self.partition_of and len(node_ids) < self.min_available_nodes and time.monotonic() < deadline:
             time.sleep(0.05)
             node_ids = sorted(grid.get_node_ids())
-        if not node_ids:
+        if not node_ids and not self.partition_of:
             raise RuntimeError("no client nodes connected to the grid")
-        messages = [
-            Message(content=RecordDict({"config": ConfigRecord({})}), message_type=MessageType.QUERY, dst_node_id=n)
-            for n in node_ids
-        ]
-        sizes: dict[int, int] = {}
-        for reply in grid.send_and_receive(messages, timeout=self.query_timeout):
-            if reply.has_error():
-                continue
-            metrics = reply.content["metrics"]
-            pid = int(metrics["partition-id"])
-            self.partition_of[reply.metadata.src_node_id] = pid
-            sizes[pid] = int(metrics["num-examples"])
-        if len(self.partition_of) != len(node_ids):
-            # Clients that do not answer queries: fall back to node order.
-            self.partition_of = {n: i for i, n in enumerate(node_ids)}
-            sizes = {i: 1 for i in range(len(node_ids))}
+        new_nodes = [n for n in node_ids if n not in self.partition_of]
+        if new_nodes:
+            self._query(grid, new_nodes)
+
+    def _query(self, grid: Grid, node_ids: list[int]) -> None:
+        """Ask ``node_ids`` for their partition id and size, and record the answers."""
+        answers = query_partitions(grid, node_ids, self.query_timeout)
+        if len(answers) < len(node_ids) and self.client_sizes is None and not self.partition_of:
+            # Clients that do not answer queries (not fedsim's ClientApp): use node order.
+            answers = {n: (i, 1) for i, n in enumerate(sorted(node_ids))}
+        for node, (pid, _) in answers.items():
+            self.partition_of[node] = pid
         self.node_of = {pid: node for node, pid in self.partition_of.items()}
-        self.client_sizes = np.array([sizes[p] for p in sorted(sizes)], dtype=np.float64)
+        if self.client_sizes is None:
+            sizes = dict(answers.values())
+            self.client_sizes = np.array([sizes[p] for p in sorted(sizes)], dtype=np.float64)
 
     def available_partitions(self, grid: Grid) -> np.ndarray:
         """Partition ids of the nodes the grid lists as connected now."""
@@ -153,14 +172,12 @@ class SamplingFedAvg(FedAvg):
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         """Probe candidates if the sampler asks, then let it choose who trains."""
-        if not self.partition_of:
-            self.discover_partitions(grid)
+        self.discover_partitions(grid)
         if not self._sampler_ready:
-            rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0x5A]))
-            self.sampler.setup(self.client_sizes, self.clients_per_round, self.num_rounds, rng)
-            self._sampler_ready = True
+            self._setup_sampler()
         log_entry = RoundLog(server_round=server_round)
         available = self.available_partitions(grid)
+        log_entry.available = len(available)
 
         probes: dict[int, ProbeReport] = {}
         candidates = self.sampler.probe_candidates(server_round, available)
@@ -239,22 +256,40 @@ class SamplingFedAvg(FedAvg):
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        """Average the successful replies and hand the reports to the sampler."""
-        replies = list(replies)
-        good = [r for r in replies if not r.has_error()]
-        self.last_round.failed = sorted(
-            set(self.last_round.selected) - {self.partition_of[r.metadata.src_node_id] for r in good}
-        )
+        """Average the sound replies and hand their reports to the sampler.
+
+        Error replies (failed or late clients) and replies that fail validation are
+        recorded with their reason in :attr:`last_round` and left out. If nothing is
+        left, the global model stays as it was.
+        """
+        log_entry = self.last_round
+        good = []
+        max_examples = int(self.client_sizes.sum()) if self.client_sizes is not None else 2**31 - 1
+        for reply in replies:
+            pid = self.partition_of.get(reply.metadata.src_node_id, -1)
+            if reply.has_error():
+                log_entry.failure_reasons[pid] = reply.error.reason.splitlines()[0] if reply.error.reason else "error"
+                continue
+            problem = reply_problem(reply.content, self._global, output_layer_names(), max_examples)
+            if problem is not None:
+                log_entry.rejected[pid] = problem
+                log(WARNING, "round %s: rejected the reply of partition %s: %s", server_round, pid, problem)
+                continue
+            good.append(reply)
+        answered = {self.partition_of.get(r.metadata.src_node_id) for r in good}
+        log_entry.failed = sorted(p for p in log_entry.selected if p not in answered)
+        for pid in log_entry.failed:
+            log_entry.failure_reasons.setdefault(pid, "no reply")
         if not good:
             return None, None
         reports = [self.client_report(r) for r in good]
-        self.last_round.train_bytes = sum(array_bytes(r.content) for r in good)
-        self.last_round.succeeded = [r.partition_id for r in reports]
+        log_entry.train_bytes = sum(array_bytes(r.content) for r in good)
+        log_entry.succeeded = [r.partition_id for r in reports]
         weights = [r.num_examples for r in reports] if self.weighted_aggregation else None
         arrays = average_arrays([r.content["arrays"] for r in good], weights)
         self.sampler.observe(server_round, reports)
         mean_loss = float(np.mean([r.train_loss for r in reports]))
-        self.last_round.train_loss = mean_loss
+        log_entry.train_loss = mean_loss
         return arrays, MetricRecord({"train-loss": mean_loss, "num-clients": len(reports)})
 
     # ------------------------------------------------------------------ evaluation
