@@ -6,6 +6,7 @@ training with one line on stderr naming the setting, and exit code 2.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -22,7 +23,7 @@ from omegaconf import DictConfig  # noqa: E402
 from fedsim.errors import ConfigError  # noqa: E402
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-CONFIG_GROUPS = ("dataset", "partitioner", "model", "sampler", "algorithm", "engine", "experiment")
+CONFIG_GROUPS = ("dataset", "partitioner", "model", "sampler", "algorithm", "engine", "faults", "experiment")
 EXIT_CONFIG_ERROR = 2
 
 
@@ -62,6 +63,33 @@ def quiet_flower(level: str = "WARNING") -> None:
 _task_started = False
 
 
+IGNORED_FOR_IDENTITY = ("progress", "resume", "crash_after_round", "engine")
+
+
+def same_experiment(saved: DictConfig, current: DictConfig) -> bool:
+    """Whether two configs describe the same run (engine and display settings aside)."""
+    from omegaconf import OmegaConf
+
+    def essence(cfg: DictConfig) -> dict:
+        plain = OmegaConf.to_container(cfg, resolve=True)
+        return {k: v for k, v in plain.items() if k not in IGNORED_FOR_IDENTITY}
+
+    return essence(saved) == essence(current)
+
+
+def saved_run(folder: str) -> tuple[Path, DictConfig]:
+    """The folder and saved config of a run to resume (ConfigError if it is not one)."""
+    from omegaconf import OmegaConf
+
+    run_dir = Path(folder).expanduser()
+    if not (run_dir / "config.yaml").exists():
+        raise ConfigError(f"resume={folder}: no fedsim run there (config.yaml missing); give a run folder")
+    cfg = OmegaConf.load(run_dir / "config.yaml")
+    cfg.resume = str(run_dir)
+    cfg.crash_after_round = None
+    return run_dir, cfg
+
+
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 def hydra_main(cfg: DictConfig) -> float | None:
     """Run one simulation (one job of a sweep); returns the final accuracy."""
@@ -74,9 +102,23 @@ def hydra_main(cfg: DictConfig) -> float | None:
     try:
         from fedsim.experiment import build_experiment, run_experiment
 
+        resume = cfg.get("resume") is not None
+        if resume:
+            run_dir, cfg = saved_run(cfg.resume)
+            print(f"fedsim: resuming {run_dir} with its saved config", file=sys.stderr)
+        elif (run_dir / "metrics.jsonl").exists():
+            # Rerunning a sweep into the same folder: skip finished runs, resume the rest.
+            if (run_dir / "summary.json").exists():
+                print(f"fedsim: {run_dir} already finished; skipped", file=sys.stderr)
+                return json.loads((run_dir / "summary.json").read_text())["final_accuracy"]
+            saved_dir, saved_cfg = saved_run(str(run_dir))
+            if not same_experiment(saved_cfg, cfg):
+                raise ConfigError(f"output folder {run_dir} holds a different run; choose another folder")
+            run_dir, cfg, resume = saved_dir, saved_cfg, True
+            print(f"fedsim: {run_dir} is unfinished; resuming it", file=sys.stderr)
         experiment = build_experiment(cfg)
         with ProgressReporter(cfg.num_rounds, enabled=bool(cfg.progress)) as progress:
-            summary = run_experiment(experiment, run_dir, on_round=progress.update)
+            summary = run_experiment(experiment, run_dir, on_round=progress.update, resume=resume)
     except ConfigError as exc:
         print(f"fedsim: error: {exc}", file=sys.stderr)
         sys.exit(EXIT_CONFIG_ERROR)

@@ -48,6 +48,19 @@ def validate_config(cfg: DictConfig) -> None:
     if float(cfg.algorithm.proximal_mu) < 0:
         raise ConfigError(f"algorithm.proximal_mu={cfg.algorithm.proximal_mu}: must be >= 0 (0 = FedAvg)")
 
+    if not isinstance(cfg.checkpoint_every, int) or cfg.checkpoint_every < 0:
+        raise ConfigError(f"checkpoint_every={cfg.checkpoint_every}: must be a whole number >= 0 (0 = no checkpoints)")
+    crash = cfg.get("crash_after_round")
+    if crash is not None and (not isinstance(crash, int) or crash < 1):
+        raise ConfigError(f"crash_after_round={crash}: must be a round number >= 1 or null")
+    faults = cfg.faults
+    for key in ("client_failure_prob", "straggler_prob"):
+        if not 0.0 <= float(faults[key]) <= 1.0:
+            raise ConfigError(f"faults.{key}={faults[key]}: must be a probability in [0, 1]")
+    for pid in faults.always_fail:
+        if not isinstance(pid, int) or not 0 <= pid < num_clients:
+            raise ConfigError(f"faults.always_fail: {pid} is not a partition id in [0, {num_clients})")
+
     partitioner = cfg.partitioner
     if "alpha" in partitioner and not float(partitioner.alpha) > 0:
         raise ConfigError(f"partitioner.alpha={partitioner.alpha}: must be > 0 (e.g. 0.1 for strong skew)")

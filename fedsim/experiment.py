@@ -7,6 +7,8 @@ strategy, the engine and the recorder together; each piece knows nothing of the 
 from __future__ import annotations
 
 import functools
+import os
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +31,8 @@ from fedsim.data.partitioners import Partitioning, as_partitioning, check_partit
 from fedsim.data.stats import partition_summary
 from fedsim.errors import ConfigError
 from fedsim.models.networks import build_model
+from fedsim.engine.faults import AvailabilitySchedule, FaultInjectingGrid
+from fedsim.results.checkpoint import load_checkpoint, restore_sampler, save_checkpoint
 from fedsim.results.entropy_report import write_entropy_report
 from fedsim.results.recorder import RunRecorder
 from fedsim.server.evaluation import CentralEvaluator
@@ -107,23 +111,60 @@ def build_experiment(cfg: DictConfig) -> Experiment:
         seed=cfg.seed,
         num_rounds=cfg.num_rounds,
         expected_nodes=cfg.num_clients,
+        client_sizes=partitioning.sizes.tolist(),
     )
     train_config = LocalTrainingConfig.from_mapping(OmegaConf.to_container(cfg.train, resolve=True))
     return Experiment(cfg, dataset, partitioning, model_factory, initial_arrays, strategy, engine, train_config)
+
+
+def fault_wrapper(cfg: DictConfig) -> Callable[[Any], Any]:
+    """Wrap the engine's grid in a fault injector when ``faults`` asks for any."""
+    faults = cfg.faults
+    availability = None
+    if faults.availability is not None:
+        availability = AvailabilitySchedule(**OmegaConf.to_container(faults.availability, resolve=True))
+    active = (
+        faults.client_failure_prob > 0 or faults.straggler_prob > 0 or len(faults.always_fail) > 0 or availability
+    )
+    if not active:
+        return lambda grid: grid
+    return lambda grid: FaultInjectingGrid(
+        grid,
+        cfg.num_clients,
+        seed=cfg.seed,
+        client_failure_prob=float(faults.client_failure_prob),
+        straggler_prob=float(faults.straggler_prob),
+        always_fail=list(faults.always_fail),
+        availability=availability,
+    )
 
 
 def run_experiment(
     experiment: Experiment,
     run_dir: str | Path,
     on_round: Callable[[RoundResult], None] | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
-    """Run the federation on the configured engine, recording as rounds finish."""
+    """Run the federation on the configured engine, recording as rounds finish.
+
+    With ``resume``, continue the run in ``run_dir`` from its last checkpoint: the
+    global model and the sampler's state (random stream included) are restored, rows
+    of later rounds are dropped and recomputed, so the result equals an uninterrupted run.
+    """
     cfg = experiment.cfg
-    recorder = RunRecorder(run_dir)
-    recorder.write_config(OmegaConf.to_yaml(cfg, resolve=True))
-    recorder.write_partition(
-        partition_summary(experiment.dataset.y_train, experiment.partitioning, experiment.dataset.num_classes)
-    )
+    run_dir = Path(run_dir)
+    checkpoint = load_checkpoint(run_dir) if resume else None
+    done = checkpoint.server_round if checkpoint else 0
+    recorder = RunRecorder(run_dir, resume_after_round=done if resume else None)
+    if not resume:
+        recorder.write_config(OmegaConf.to_yaml(cfg, resolve=True))
+        recorder.write_partition(
+            partition_summary(experiment.dataset.y_train, experiment.partitioning, experiment.dataset.num_classes)
+        )
+    initial_arrays = experiment.initial_arrays
+    if checkpoint is not None:
+        restore_sampler(experiment.strategy.sampler, checkpoint)
+        initial_arrays = checkpoint.arrays
     runtime = ClientRuntime(
         source=build(cfg.dataset, "dataset"),
         client_indices=experiment.partitioning.client_indices,
@@ -132,7 +173,7 @@ def run_experiment(
     )
     client_app = make_client_app(runtime)
     evaluator = CentralEvaluator(experiment.dataset.x_test, experiment.dataset.y_test, experiment.model_factory)
-    accuracies: list[float] = []
+    accuracies = [row["accuracy"] for row in recorder.rows() if row.get("accuracy") is not None]
     started = time.perf_counter()
 
     def record(result: RoundResult) -> None:
@@ -142,31 +183,39 @@ def run_experiment(
             recorder.log_sampler({"round": result.server_round, **diagnostics})
         if result.row["accuracy"] is not None:
             accuracies.append(result.row["accuracy"])
+        every = cfg.checkpoint_every
+        if every and (result.server_round % every == 0 or result.server_round == cfg.num_rounds):
+            save_checkpoint(run_dir, result.server_round, result.arrays, experiment.strategy.sampler)
         if on_round is not None:
             on_round(result)
+        if cfg.get("crash_after_round") == result.server_round:
+            os.kill(os.getpid(), signal.SIGKILL)  # injected crash, for testing resume
 
-    final: list[ArrayRecord] = []
+    wrap = fault_wrapper(cfg)
 
     def server_main(grid: Any) -> None:
-        final.append(
-            run_rounds(
-                grid,
-                experiment.strategy,
-                experiment.initial_arrays,
-                cfg.num_rounds,
-                experiment.train_config.as_dict(),
-                evaluator,
-                eval_every=cfg.eval_every,
-                on_round=record,
-            )
+        run_rounds(
+            wrap(grid),
+            experiment.strategy,
+            initial_arrays,
+            cfg.num_rounds,
+            experiment.train_config.as_dict(),
+            evaluator,
+            eval_every=cfg.eval_every,
+            on_round=record,
+            first_round=done + 1,
         )
 
     experiment.engine.run(client_app, cfg.num_clients, server_main)
+    rows = recorder.rows()
     summary = {
         "final_accuracy": accuracies[-1] if accuracies else None,
         "best_accuracy": max(accuracies) if accuracies else None,
         "rounds_run": cfg.num_rounds,
         "wall_seconds": round(time.perf_counter() - started, 3),
+        "resumed_from_round": done if resume else None,
+        "failed_client_rounds": sum(len(r.get("failed", [])) for r in rows),
+        "rejected_replies": sum(len(r.get("rejected", {})) for r in rows),
         "engine": experiment.engine.name,
         "sampler": type(experiment.strategy.sampler).__name__,
         "run_dir": str(run_dir),

@@ -56,3 +56,51 @@ def test_sweep_writes_one_folder_per_run(tmp_path):
     summaries = sorted((tmp_path / "sweep").glob("*/summary.json"))
     assert len(summaries) == 4
     assert all(json.loads(p.read_text())["rounds_run"] == 2 for p in summaries)
+
+
+@pytest.mark.slow
+def test_rerunning_a_sweep_skips_finished_runs_and_resumes_unfinished(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ["-m", "dataset=synthetic", "num_clients=4", "clients_per_round=2", "num_rounds=4",
+            "checkpoint_every=2", "progress=false", "seed=0,1", f"hydra.sweep.dir={sweep}"]
+    assert fedsim(*args, cwd=tmp_path).returncode == 0
+    finished = sweep / "seed=0" / "summary.json"
+    before = finished.read_text()
+    unfinished = sweep / "seed=1"
+    (unfinished / "summary.json").unlink()  # as if the sitting ended during this run
+    rows_before = (unfinished / "metrics.jsonl").read_text()
+    second = fedsim(*args, cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "already finished; skipped" in second.stderr and "resuming" in second.stderr
+    assert finished.read_text() == before
+    assert (unfinished / "summary.json").exists()
+    assert (unfinished / "metrics.jsonl").read_text().count("\n") == rows_before.count("\n")
+
+
+def test_reusing_a_folder_of_a_different_run_is_refused(tmp_path):
+    run = tmp_path / "run"
+    base = ["dataset=synthetic", "num_clients=4", "clients_per_round=2", "num_rounds=1", "progress=false"]
+    assert fedsim(*base, f"hydra.run.dir={run}", cwd=tmp_path).returncode == 0
+    (run / "summary.json").unlink()
+    result = fedsim(*base, "seed=5", f"hydra.run.dir={run}", cwd=tmp_path)
+    assert result.returncode == 2 and "holds a different run" in result.stderr
+
+
+def test_cifar10_paper_preset_runs_on_tiny_fixture_files(tmp_path):
+    import pickle
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "cifar"
+    root.mkdir()
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": rng.integers(0, 256, (60, 3072), dtype=np.uint8), b"labels": (np.arange(60) % 10).tolist()}
+        (root / name).write_bytes(pickle.dumps(batch))
+    result = fedsim(
+        "+experiment=paper_cifar10_s2", f"dataset.root={root}", "num_clients=10", "clients_per_round=2",
+        "num_rounds=1", "progress=false", "sampler=hics", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    config = (tmp_path / "run" / "config.yaml").read_text()
+    assert "optimizer: adam" in config and "proximal_mu: 0.1" in config and "temperature: 0.0015" in config

@@ -1,13 +1,19 @@
 """An in-process engine: a Flower ``Grid`` that calls the ``ClientApp`` directly.
 
-No Ray, no threads, deterministic node ids (``partition id + 1``) and message ids, so
-the same config and seed give identical results. The strategy and ClientApp are the
-very objects the Ray engine uses; only message transport differs.
+No Ray, deterministic node ids (``partition id + 1``) and message ids, so the same
+config and seed give identical results. The strategy and ClientApp are the very objects
+the Ray engine uses; only message transport differs.
+
+With ``workers > 1`` the clients of a round run in that many forked worker processes
+(one torch thread each); workers inherit the loaded data, so it is loaded once. Replies
+come back in message order and every client's training is seeded by (seed, round,
+partition id), so the results are identical to sequential execution.
 """
 
 from __future__ import annotations
 
 import itertools
+import multiprocessing
 import traceback
 from collections.abc import Iterable
 
@@ -17,17 +23,44 @@ from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid
 from flwr.supercore.task_identity import TaskIdentity
 
+from fedsim.errors import ConfigError
+
 SERVER_NODE_ID = 0
 RUN_ID = 1
 CLIENT_ERROR_CODE = 1
 
 
-class InlineGrid(Grid):
-    """A Grid whose nodes are simulated in this process, one per partition."""
+_WORKER_APP: ClientApp | None = None  # the ClientApp a forked worker inherits
 
-    def __init__(self, client_app: ClientApp, num_partitions: int) -> None:
+
+def _execute(client_app: ClientApp, message: Message, context: Context) -> Message:
+    """Run the ClientApp on one message; an exception becomes an error reply."""
+    try:
+        return client_app(message, context)
+    except Exception as exc:  # a failing client must not stop the run
+        reason = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
+        return Message(Error(CLIENT_ERROR_CODE, reason), reply_to=message)
+
+
+def _execute_in_worker(job: tuple[Message, Context]) -> tuple[Message, RecordDict]:
+    """Worker side: run one message and send back the reply and the node's state."""
+    message, context = job
+    reply = _execute(_WORKER_APP, message, context)
+    return reply, context.state
+
+
+def _init_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+class InlineGrid(Grid):
+    """A Grid whose nodes are simulated in this process (or its workers), one per partition."""
+
+    def __init__(self, client_app: ClientApp, num_partitions: int, workers: int = 1) -> None:
         self.client_app = client_app
         self.num_partitions = int(num_partitions)
+        self.workers = max(1, int(workers))
+        self._pool = None
         self.contexts = {
             pid + 1: Context(
                 run_id=RUN_ID,
@@ -76,26 +109,48 @@ class InlineGrid(Grid):
             ids.append(message_id)
         return ids
 
-    def _execute(self, message: Message) -> Message:
-        """Run the ClientApp on one message; an exception becomes an error reply."""
-        context = self.contexts.get(message.metadata.dst_node_id)
-        if context is None or message.metadata.dst_node_id not in self.connected:
-            return Message(Error(CLIENT_ERROR_CODE, "node not connected"), reply_to=message)
-        try:
-            return self.client_app(message, context)
-        except Exception as exc:  # a failing client must not stop the run
-            reason = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
-            return Message(Error(CLIENT_ERROR_CODE, reason), reply_to=message)
+    def _pool_or_none(self):  # noqa: ANN202
+        """The worker pool (forked on first use, so workers inherit the loaded data)."""
+        global _WORKER_APP
+        if self.workers == 1:
+            return None
+        if self._pool is None:
+            _WORKER_APP = self.client_app
+            self._pool = multiprocessing.get_context("fork").Pool(self.workers, _init_worker, (1,))
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the worker processes, if any."""
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
+
+    def _run_pending(self, message_ids: list[str]) -> None:
+        """Execute pending messages, in the workers when there are several to run."""
+        jobs = []
+        for message_id in message_ids:
+            message = self._pending.pop(message_id)
+            node = message.metadata.dst_node_id
+            if node not in self.contexts or node not in self.connected:
+                self._replies[message_id] = Message(Error(CLIENT_ERROR_CODE, "node not connected"), reply_to=message)
+            else:
+                jobs.append((message_id, message, self.contexts[node]))
+        pool = self._pool_or_none() if len(jobs) > 1 else None
+        if pool is None:
+            for message_id, message, context in jobs:
+                self._replies[message_id] = _execute(self.client_app, message, context)
+            return
+        results = pool.map(_execute_in_worker, [(m, c) for _, m, c in jobs], chunksize=1)
+        for (message_id, _, context), (reply, state) in zip(jobs, results):
+            self._replies[message_id] = reply
+            context.state = state
 
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
-        """Execute the pending messages (in push order) and return their replies."""
-        replies = []
-        for message_id in message_ids:
-            if message_id in self._pending:
-                self._replies[message_id] = self._execute(self._pending.pop(message_id))
-            if message_id in self._replies:
-                replies.append(self._replies.pop(message_id))
-        return replies
+        """Execute the pending messages and return their replies, in push order."""
+        message_ids = list(message_ids)
+        self._run_pending([m for m in message_ids if m in self._pending])
+        return [self._replies.pop(m) for m in message_ids if m in self._replies]
 
     def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> Iterable[Message]:
         """Push, execute and return all replies (the timeout is not needed in-process)."""
@@ -111,11 +166,18 @@ class InlineEngine:
 
     name = "inline"
 
-    def __init__(self, threads: int | None = 1) -> None:
+    def __init__(self, threads: int | None = 1, workers: int = 1) -> None:
+        if int(workers) < 1:
+            raise ConfigError(f"engine.workers={workers}: must be >= 1 (1 = run clients in this process)")
         self.threads = threads
+        self.workers = int(workers)
 
     def run(self, client_app: ClientApp, num_partitions: int, server_main) -> None:  # noqa: ANN001
         """Call ``server_main(grid)`` with a grid over ``num_partitions`` in-process nodes."""
         if self.threads:
             torch.set_num_threads(int(self.threads))
-        server_main(InlineGrid(client_app, num_partitions))
+        grid = InlineGrid(client_app, num_partitions, workers=self.workers)
+        try:
+            server_main(grid)
+        finally:
+            grid.close()

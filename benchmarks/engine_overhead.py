@@ -1,0 +1,139 @@
+"""Engine overhead against a pure-PyTorch ceiling, measured as ratios in one run.
+
+One workload — Fashion-MNIST, the paper's CNN, 50 clients (paper setting 2 partition),
+2 local epochs, batch 64, K = 5 and K = 10 — timed per round in:
+  (a) a plain PyTorch loop doing exactly the same local training (same clients, same
+      seeds, fedsim's own ``train_locally``) and a plain mean, no framework: the ceiling;
+  (b) fedsim's in-process engine, sequential (1 worker) and with 2 worker processes;
+  (c) fedsim on Flower's Ray engine (one actor per core).
+Start-up (process-internal: building the experiment to the first round starting) is
+reported too. Central evaluation is off (eval only after the last round) so rounds time
+training and engine work alone.
+
+    python benchmarks/engine_overhead.py --rounds 4 --out benchmarks/results/engine_overhead.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
+
+from conftest import make_config  # noqa: E402
+from fedsim.client.training import LocalTrainingConfig, client_seed, train_locally  # noqa: E402
+from fedsim.experiment import build_experiment, run_experiment  # noqa: E402
+
+
+def overrides(k: int, rounds: int, engine: list[str]) -> list[str]:
+    """The common workload, with K clients per round, on one engine."""
+    return [
+        "+experiment=paper_fmnist_s2", f"clients_per_round={k}", f"num_rounds={rounds}",
+        f"eval_every={rounds}", "checkpoint_every=0", "progress=false", "sampler=random", *engine,
+    ]
+
+
+def time_fedsim(k: int, rounds: int, engine: list[str]) -> dict:
+    """Per-round seconds (rounds 2..R: the first warms caches up) and start-up seconds."""
+    started = time.perf_counter()
+    experiment = build_experiment(make_config(overrides(k, rounds, engine)))
+    stamps: list[float] = []
+    first_round_start: list[float] = []
+
+    def on_round(result) -> None:  # noqa: ANN001
+        stamps.append(time.perf_counter())
+
+    original = experiment.strategy.configure_train
+
+    def mark(*args, **kwargs):  # noqa: ANN002, ANN003
+        if not first_round_start:
+            first_round_start.append(time.perf_counter())
+        return original(*args, **kwargs)
+
+    experiment.strategy.configure_train = mark
+    with tempfile.TemporaryDirectory() as run_dir:
+        run_experiment(experiment, Path(run_dir) / "run", on_round=on_round)
+        selected = [row["selected"] for row in _rows(Path(run_dir) / "run")]
+    per_round = np.diff(stamps)
+    return {"per_round": float(np.mean(per_round)), "startup": first_round_start[0] - started, "selected": selected}
+
+
+def _rows(run_dir: Path) -> list[dict]:
+    from fedsim.results.recorder import read_jsonl
+
+    return read_jsonl(run_dir / "metrics.jsonl")
+
+
+def time_plain_loop(k: int, rounds: int, selected: list[list[int]]) -> dict:
+    """The ceiling: the same clients and seeds, plain torch, no Flower, no records."""
+    experiment = build_experiment(make_config(overrides(k, rounds, [])))
+    torch.set_num_threads(1)
+    data = experiment.dataset
+    config = LocalTrainingConfig.from_mapping(experiment.train_config.as_dict())
+    tensors = {}
+    for pid, idx in enumerate(experiment.partitioning.client_indices):
+        tensors[pid] = (torch.from_numpy(data.x_train[idx]), torch.from_numpy(data.y_train[idx]))
+    model = experiment.model_factory()
+    global_state = experiment.initial_arrays.to_torch_state_dict()
+    stamps = []
+    for server_round, clients in enumerate(selected, start=1):
+        states = []
+        for pid in clients:
+            model.load_state_dict(global_state)
+            seed = client_seed(experiment.cfg.seed, server_round, pid)
+            torch.manual_seed(seed)
+            train_locally(model, *tensors[pid], config, seed)
+            states.append({key: value.detach().clone() for key, value in model.state_dict().items()})
+        global_state = {key: torch.stack([s[key] for s in states]).mean(0) for key in global_state}
+        stamps.append(time.perf_counter())
+    return {"per_round": float(np.mean(np.diff(stamps)))}
+
+
+def main() -> None:
+    """Measure every engine for K = 5 and 10; print and save the ratios."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--ks", nargs="+", type=int, default=[5, 10])
+    parser.add_argument("--skip-ray", action="store_true")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/engine_overhead.md"))
+    args = parser.parse_args()
+    lines = [
+        "| K | plain loop s/round | inline (1 worker) | inline (2 workers) | Ray (2 actors) | start-up inline / Ray (s) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for k in args.ks:
+        inline = time_fedsim(k, args.rounds, ["engine=inline"])
+        plain = time_plain_loop(k, args.rounds, inline["selected"])
+        parallel = time_fedsim(k, args.rounds, ["engine=inline", "engine.workers=2"])
+        ray = None if args.skip_ray else time_fedsim(k, args.rounds, ["engine=ray"])
+        base = plain["per_round"]
+
+        def ratio(result: dict | None) -> str:
+            return "-" if result is None else f"{result['per_round']:.2f} s ({result['per_round'] / base:.2f}x)"
+
+        ray_start = "-" if ray is None else f"{ray['startup']:.1f}"
+        lines.append(
+            f"| {k} | {base:.2f} s (1.00x) | {ratio(inline)} | {ratio(parallel)} | {ratio(ray)} | "
+            f"{inline['startup']:.1f} / {ray_start} |"
+        )
+        print(lines[-1], flush=True)
+    command = "python benchmarks/engine_overhead.py " + " ".join(sys.argv[1:])
+    note = (
+        "Ratios are per-round wall time relative to the plain loop in the same run (rounds 2..R). "
+        "The plain loop and inline engines use one torch thread per process."
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(f"Produced by: `{command}`\n\n{note}\n\n" + "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
