@@ -26,10 +26,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 
-from conftest import make_config  # noqa: E402
+from fedsim.config import compose_config as make_config  # noqa: E402
 from fedsim.client.training import LocalTrainingConfig, client_seed, train_locally  # noqa: E402
 from fedsim.experiment import build_experiment, run_experiment  # noqa: E402
 

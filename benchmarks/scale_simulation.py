@@ -20,9 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from conftest import make_config  # noqa: E402
+from fedsim.config import compose_config as make_config  # noqa: E402
 from fedsim.experiment import build_experiment, run_experiment  # noqa: E402
 from fedsim.results.recorder import read_jsonl  # noqa: E402
 

@@ -22,7 +22,7 @@ from omegaconf import DictConfig  # noqa: E402
 
 from fedsim.errors import ConfigError  # noqa: E402
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+from fedsim.config import CONF_DIR  # noqa: E402
 CONFIG_GROUPS = ("dataset", "partitioner", "model", "sampler", "algorithm", "engine", "faults", "experiment")
 EXIT_CONFIG_ERROR = 2
 

@@ -4,23 +4,14 @@ from __future__ import annotations
 
 import os
 import tempfile
-from pathlib import Path
 
 os.environ["FLWR_TELEMETRY_ENABLED"] = "0"
 os.environ.setdefault("FLWR_HOME", tempfile.mkdtemp(prefix="fedsim-test-flwr-"))
 os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
 
 import pytest  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-
-
-def make_config(overrides: list[str] | None = None) -> DictConfig:
-    """Compose fedsim's Hydra config with overrides, as the CLI would."""
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="config", overrides=overrides or [])
+from fedsim.config import compose_config as make_config  # noqa: E402,F401
 
 
 @pytest.fixture

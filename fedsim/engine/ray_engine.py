@@ -41,10 +41,11 @@ class RayEngine:
         init_args: dict[str, Any] = {
             "logging_level": getattr(logging, self.log_level, logging.WARNING),
             "log_to_driver": False,
-            "include_dashboard": False,
         }
         if self.address:
-            init_args["address"] = self.address
+            init_args["address"] = self.address  # an existing cluster: it owns its dashboard
+        else:
+            init_args["include_dashboard"] = False
         return {
             "client_resources": {"num_cpus": self.num_cpus_per_client, "num_gpus": self.num_gpus_per_client},
             "init_args": init_args,
