@@ -80,19 +80,21 @@ def dirichlet_split(
     num_clients: int,
     alpha: float,
     rng: np.random.Generator,
-    min_size_fraction: float = 0.2,
+    min_size_fraction: float = 0.0,
     max_tries: int = 1000,
+    min_size: int = 10,
 ) -> list[np.ndarray]:
     """Class-wise Dirichlet(alpha) label skew, NIID-Bench style.
 
     For each class, proportions over clients are drawn from Dirichlet(alpha); a client
     already holding more than the average share gets no more (the NIID-Bench balance
-    rule). The draw is repeated until every client holds at least
-    ``min_size_fraction`` x the average size (and at least one example).
+    rule). The draw is repeated until every client holds at least ``min_size`` examples
+    (NIID-Bench: 10) and ``min_size_fraction`` x the average size (the HiCS-FL authors'
+    code: 0.2), and always at least one.
     """
     _check_alpha(alpha)
     n = len(labels)
-    min_size = max(1, int(min_size_fraction * n / num_clients))
+    min_size = max(1, min(int(min_size), n // num_clients), int(min_size_fraction * n / num_clients))
     classes = np.unique(labels)
     by_class = [np.flatnonzero(labels == c) for c in classes]
     for _ in range(max_tries):
@@ -115,22 +117,23 @@ def dirichlet_split(
     raise ConfigError(
         f"partitioner.alpha={alpha}: could not give each of {num_clients} clients at least "
         f"{min_size} examples in {max_tries} draws; use fewer clients, a larger alpha or a "
-        f"smaller partitioner.min_size_fraction"
+        f"smaller partitioner.min_size / partitioner.min_size_fraction"
     )
 
 
 class DirichletPartitioner:
     """Label skew: per-class Dirichlet(alpha) proportions (smaller alpha = more skew)."""
 
-    def __init__(self, alpha: float = 0.5, min_size_fraction: float = 0.2) -> None:
+    def __init__(self, alpha: float = 0.5, min_size: int = 10, min_size_fraction: float = 0.0) -> None:
         _check_alpha(alpha)
         self.alpha = alpha
+        self.min_size = min_size
         self.min_size_fraction = min_size_fraction
 
     def split(self, labels: np.ndarray, num_clients: int, rng: np.random.Generator) -> Partitioning:
         """Deal the whole training set by Dirichlet(alpha)."""
         return Partitioning(
-            dirichlet_split(labels, num_clients, self.alpha, rng, self.min_size_fraction)
+            dirichlet_split(labels, num_clients, self.alpha, rng, self.min_size_fraction, min_size=self.min_size)
         )
 
 
@@ -163,7 +166,7 @@ class GroupsPartitioner:
         indices: list[np.ndarray] = []
         groups = np.empty(num_clients, dtype=np.int64)
         for g, (part, block) in enumerate(zip(parts, client_blocks)):
-            local = dirichlet_split(labels[part], len(block), self.alphas[g], rng, self.min_size_fraction)
+            local = dirichlet_split(labels[part], len(block), self.alphas[g], rng, self.min_size_fraction, min_size=1)
             indices.extend(np.sort(part[idx]) for idx in local)
             groups[block] = g
         return Partitioning(indices, groups)
