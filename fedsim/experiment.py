@@ -206,7 +206,10 @@ def run_experiment(
             first_round=done + 1,
         )
 
-    experiment.engine.run(client_app, cfg.num_clients, server_main)
+    try:
+        experiment.engine.run(client_app, cfg.num_clients, server_main)
+    finally:
+        runtime.release()
     rows = recorder.rows()
     summary = {
         "final_accuracy": accuracies[-1] if accuracies else None,
