@@ -63,6 +63,32 @@ def quiet_flower(level: str = "WARNING") -> None:
 _task_started = False
 
 
+def plan_run(cfg: DictConfig, run_dir: Path) -> tuple[Path, DictConfig, bool] | None:
+    """Decide what to run: (folder, config, resume?), or None to skip a finished run.
+
+    ``resume=<folder>`` continues that run with its saved config. Otherwise the config
+    is checked first; a folder already holding the same run (a rerun sweep) is skipped
+    if finished and resumed if not; a folder holding a different run is refused.
+    """
+    from fedsim.config_checks import validate_config
+
+    if cfg.get("resume") is not None:
+        saved_dir, saved_cfg = saved_run(cfg.resume)
+        print(f"fedsim: resuming {saved_dir} with its saved config", file=sys.stderr)
+        return saved_dir, saved_cfg, True
+    validate_config(cfg)
+    if not (run_dir / "metrics.jsonl").exists():
+        return run_dir, cfg, False
+    saved_dir, saved_cfg = saved_run(str(run_dir))
+    if not same_experiment(saved_cfg, cfg):
+        raise ConfigError(f"output folder {run_dir} holds a different run; choose another folder")
+    if (run_dir / "summary.json").exists():
+        print(f"fedsim: {run_dir} already finished; skipped", file=sys.stderr)
+        return None
+    print(f"fedsim: {run_dir} is unfinished; resuming it", file=sys.stderr)
+    return saved_dir, saved_cfg, True
+
+
 IGNORED_FOR_IDENTITY = ("progress", "resume", "crash_after_round", "engine")
 
 
@@ -102,20 +128,10 @@ def hydra_main(cfg: DictConfig) -> float | None:
     try:
         from fedsim.experiment import build_experiment, run_experiment
 
-        resume = cfg.get("resume") is not None
-        if resume:
-            run_dir, cfg = saved_run(cfg.resume)
-            print(f"fedsim: resuming {run_dir} with its saved config", file=sys.stderr)
-        elif (run_dir / "metrics.jsonl").exists():
-            # Rerunning a sweep into the same folder: skip finished runs, resume the rest.
-            if (run_dir / "summary.json").exists():
-                print(f"fedsim: {run_dir} already finished; skipped", file=sys.stderr)
-                return json.loads((run_dir / "summary.json").read_text())["final_accuracy"]
-            saved_dir, saved_cfg = saved_run(str(run_dir))
-            if not same_experiment(saved_cfg, cfg):
-                raise ConfigError(f"output folder {run_dir} holds a different run; choose another folder")
-            run_dir, cfg, resume = saved_dir, saved_cfg, True
-            print(f"fedsim: {run_dir} is unfinished; resuming it", file=sys.stderr)
+        plan = plan_run(cfg, run_dir)
+        if plan is None:
+            return json.loads((run_dir / "summary.json").read_text())["final_accuracy"]
+        run_dir, cfg, resume = plan
         experiment = build_experiment(cfg)
         with ProgressReporter(cfg.num_rounds, enabled=bool(cfg.progress)) as progress:
             summary = run_experiment(experiment, run_dir, on_round=progress.update, resume=resume)

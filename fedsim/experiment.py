@@ -86,6 +86,19 @@ def model_factory_for(cfg: DictConfig, dataset: DatasetArrays) -> Callable[[], n
     return functools.partial(build_model, name, dataset.name, dataset.input_shape, dataset.num_classes, **options)
 
 
+def availability_schedule(cfg: DictConfig) -> AvailabilitySchedule | None:
+    """The join/leave schedule of ``faults.availability``, if any."""
+    if cfg.faults.availability is None:
+        return None
+    return AvailabilitySchedule(**OmegaConf.to_container(cfg.faults.availability, resolve=True))
+
+
+def expected_nodes(cfg: DictConfig) -> int:
+    """How many clients are connected when the first round starts."""
+    schedule = availability_schedule(cfg)
+    return cfg.num_clients if schedule is None else int(schedule.available(1, cfg.num_clients).sum())
+
+
 def build_experiment(cfg: DictConfig) -> Experiment:
     """Validate ``cfg`` and build every piece; raises ConfigError on bad input."""
     validate_config(cfg)
@@ -110,7 +123,7 @@ def build_experiment(cfg: DictConfig) -> Experiment:
         proximal_mu=float(cfg.algorithm.proximal_mu),
         seed=cfg.seed,
         num_rounds=cfg.num_rounds,
-        expected_nodes=cfg.num_clients,
+        expected_nodes=expected_nodes(cfg),
         client_sizes=partitioning.sizes.tolist(),
     )
     train_config = LocalTrainingConfig.from_mapping(OmegaConf.to_container(cfg.train, resolve=True))
@@ -120,9 +133,7 @@ def build_experiment(cfg: DictConfig) -> Experiment:
 def fault_wrapper(cfg: DictConfig) -> Callable[[Any], Any]:
     """Wrap the engine's grid in a fault injector when ``faults`` asks for any."""
     faults = cfg.faults
-    availability = None
-    if faults.availability is not None:
-        availability = AvailabilitySchedule(**OmegaConf.to_container(faults.availability, resolve=True))
+    availability = availability_schedule(cfg)
     active = (
         faults.client_failure_prob > 0 or faults.straggler_prob > 0 or len(faults.always_fail) > 0 or availability
     )
