@@ -217,11 +217,14 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def distinguishing_settings(configs: Sequence[dict[str, Any]]) -> list[str]:
-    """Keys (dotted, sorted) whose values are not the same in all of ``configs``."""
+    """Keys (dotted, sorted) present in all of ``configs`` whose values are not all the same.
+
+    A key only some configs have (a setting added by a later fedsim version) cannot tell
+    runs apart and is ignored.
+    """
     flats = [_flatten(c) for c in configs]
-    keys = sorted(set().union(*flats)) if flats else []
-    missing = object()
-    return [k for k in keys if len({json.dumps(f.get(k, missing), default=str) for f in flats}) > 1]
+    keys = sorted(set.intersection(*(set(f) for f in flats))) if flats else []
+    return [k for k in keys if len({json.dumps(f[k], default=str) for f in flats}) > 1]
 
 
 def label_runs(runs: list[Run], group_by: str = "sampler") -> list[Run]:
