@@ -1,8 +1,8 @@
 """HiCS-FL vs random on Fashion-MNIST, paper setting 2: rounds to 75% accuracy.
 
 Runs ``fedsim +experiment=paper_fmnist_s2 sampler=<s> seed=<k>`` for every sampler and
-seed (same seeds = same partitions, initial model and client shuffling), skipping runs
-that already finished, then writes ``results.md`` and ``results.json`` in ``--out``.
+seed (same seeds = same partitions, initial model and client shuffling); fedsim skips
+runs that already finished and resumes unfinished ones from their checkpoint. Then writes ``results.md`` and ``results.json`` in ``--out``.
 
     python experiments/hics_vs_random_fmnist.py --seeds 0 1 2 --jobs 2
 """
@@ -23,14 +23,8 @@ PAPER_ROUNDS_TO_75 = {"random": 149, "hics": 60}
 
 
 def run_one(out: Path, sampler: str, seed: int, rounds: int, extra: list[str]) -> Path:
-    """Run one (sampler, seed) unless its summary already exists."""
+    """Run one (sampler, seed); fedsim skips it if finished and resumes it if not."""
     run_dir = out / f"{sampler}_seed{seed}"
-    if (run_dir / "summary.json").exists():
-        return run_dir
-    if run_dir.exists():  # an unfinished run from an earlier sitting: start it again
-        for leftover in run_dir.glob("*"):
-            if leftover.is_file():
-                leftover.unlink()
     command = [
         sys.executable, "-m", "fedsim.cli", "+experiment=paper_fmnist_s2", f"sampler={sampler}",
         f"seed={seed}", f"num_rounds={rounds}", "progress=false", f"hydra.run.dir={run_dir}", *extra,
