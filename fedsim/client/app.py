@@ -95,9 +95,3 @@ def make_client_app(runtime: ClientRuntime) -> ClientApp:
         return Message(content=RecordDict({"metrics": metrics}), reply_to=msg)
 
     return app
-
-
-def torch_threads(num_threads: int | None) -> None:
-    """Set torch's intra-op threads for this process (None leaves torch's default)."""
-    if num_threads:
-        torch.set_num_threads(int(num_threads))
