@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from fedsim.results.analysis import rounds_to_target
 from fedsim.results.compare import (
     compare,
     find_runs,
@@ -295,3 +296,35 @@ def test_console_entry_subprocess(sweep: Path, tmp_path: Path) -> None:
     assert "7 finished run(s); 1 unfinished run(s) skipped" in proc.stdout
     for name in ("comparison.md", "comparison.csv", "accuracy.png", "participation.png"):
         assert (out / name).stat().st_size > 0
+
+
+def test_rounds_to_target_trailing_window() -> None:
+    rows = [{"round": i + 1, "accuracy": a} for i, a in enumerate([0.5, 0.8, 0.7, 0.8, 0.9])]
+    assert rounds_to_target(rows, 0.75) == 2
+    assert rounds_to_target(rows, 0.75, window=2) == 3  # (0.8 + 0.7) / 2
+    assert rounds_to_target(rows, 0.75, window=3) == 4  # (0.8 + 0.7 + 0.8) / 3
+    assert rounds_to_target(rows, 0.75, window=6) is None  # fewer evaluations than the window
+    with_gap = [{"round": 1, "accuracy": 0.7}, {"round": 2, "accuracy": None}, {"round": 3, "accuracy": 0.8}]
+    assert rounds_to_target(with_gap, 0.75, window=2) == 3  # unevaluated rounds are not in the window
+    with pytest.raises(ValueError, match="window"):
+        rounds_to_target(rows, 0.75, window=0)
+
+
+def test_smoothed_comparison_and_unfinished_listing(sweep: Path, tmp_path: Path) -> None:
+    result = compare([sweep], target=0.75, out=tmp_path / "out", smooth=2)
+    rows = _rows(result)
+    random = rows[(SETTING_A, "random")]
+    assert random["rounds_to_target_mean"] == 3.5  # seed 0: round 4, seed 1: round 3
+    assert random["smooth"] == 2
+    hics = rows[(SETTING_A, "hics[estimator=bias]")]
+    assert hics["rounds_to_target_mean"] == 3.5  # seed 0: round 3, seed 1: round 4 (round 3 unevaluated)
+    assert hics["reached"] == "2/3"
+    assert hics["speedup_vs_random"] == 1.0
+    md = (tmp_path / "out" / "comparison.md").read_text()
+    assert "Target accuracy: 0.75 (trailing mean of 2 evaluated rounds)." in md
+    assert "## Unfinished runs (left out)\n\n- sampler=hics,seed=3: 1 round(s) recorded" in md
+
+
+def test_main_rejects_bad_smooth(sweep: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(sweep), "--smooth", "0"]) == 2
+    assert "--smooth" in capsys.readouterr().err

@@ -1,10 +1,11 @@
 """Compare samplers across the runs of one or more sweeps: a table and two plots.
 
-``fedsim-compare <sweep or run folders...> [--target 0.75] [--out DIR] [--group-by sampler]``
+``fedsim-compare <sweep or run folders...> [--target 0.75] [--smooth 1] [--out DIR] [--group-by sampler]``
 (or ``python -m fedsim.results.compare ...``).
 
 Every folder under the given paths that holds ``metrics.jsonl`` is a run; runs without
-``summary.json`` (unfinished or crashed) are skipped and counted. Runs are grouped by
+``summary.json`` (unfinished or crashed) are left out and listed with the rounds they
+recorded, so a study finished over several sittings shows what is still running. Runs are grouped by
 *setting* (dataset, partitioner and its parameters, ``num_clients``, ``clients_per_round``)
 and, inside a setting, by *sampler* label. Per (setting, sampler) the tool writes, into the
 first given folder (or ``--out``):
@@ -12,7 +13,8 @@ first given folder (or ``--out``):
 - ``comparison.md`` / ``comparison.csv``: number of seeds, final and best accuracy
   (mean ± sample std over seeds, ddof=1; with a single seed the std is undefined and shown
   as ``-`` in the markdown, left empty in the CSV), rounds to ``--target`` (mean ± std over
-  the seeds that reached it, and ``k/n reached``; ``never`` if none did), speed-up over
+  the seeds that reached it, and ``k/n reached``; ``never`` if none did; ``--smooth W``
+  tests a trailing mean of W evaluated rounds instead of single rounds), speed-up over
   random (random's mean rounds-to-target divided by this sampler's), mean selection seconds
   per round and mean wall seconds per run;
 - ``accuracy.png``: accuracy per round, one panel per setting, one mean line per sampler
@@ -72,6 +74,7 @@ CSV_COLUMNS = [
     "best_acc_mean",
     "best_acc_std",
     "target",
+    "smooth",
     "rounds_to_target_mean",
     "rounds_to_target_std",
     "reached",
@@ -320,13 +323,16 @@ def config_warnings(groups: dict[tuple[str, str], list[Run]], group_by: str = "s
     return notes
 
 
-def summarize(groups: dict[tuple[str, str], list[Run]], target: float) -> list[dict[str, Any]]:
-    """One table row per (setting, sampler): raw numbers (None where undefined)."""
+def summarize(groups: dict[tuple[str, str], list[Run]], target: float, smooth: int = 1) -> list[dict[str, Any]]:
+    """One table row per (setting, sampler): raw numbers (None where undefined).
+
+    ``smooth``: rounds to target are read off a trailing mean of that many evaluated
+    rounds (1 = the raw curve), see :func:`fedsim.results.analysis.rounds_to_target`."""
     rows = []
     for (setting, sampler), group in groups.items():
         finals = [v for v in map(final_accuracy, group) if v is not None]
         bests = [v for v in map(best_accuracy, group) if v is not None]
-        reached = [r for r in (rounds_to_target(run.rows, target) for run in group) if r is not None]
+        reached = [r for r in (rounds_to_target(run.rows, target, smooth) for run in group) if r is not None]
         sel = [v for v in map(mean_selection_seconds, group) if v is not None]
         walls = [float(r.summary["wall_seconds"]) for r in group if r.summary.get("wall_seconds") is not None]
         final_mean, final_std = mean_std(finals)
@@ -345,6 +351,7 @@ def summarize(groups: dict[tuple[str, str], list[Run]], target: float) -> list[d
                 "best_acc_mean": best_mean,
                 "best_acc_std": best_std,
                 "target": target,
+                "smooth": smooth,
                 "rounds_to_target_mean": rtt_mean,
                 "rounds_to_target_std": rtt_std,
                 "reached_count": len(reached),
@@ -397,15 +404,21 @@ def to_markdown(
     target: float,
     *,
     skipped: int = 0,
+    unfinished: Sequence[str] = (),
+    smooth: int = 1,
     notes: Sequence[str] = (),
     plots: Sequence[str] = (),
 ) -> str:
-    """The comparison as markdown: one table per setting, then conventions and notes."""
+    """The comparison as markdown: one table per setting, then conventions and notes.
+
+    ``unfinished``: one line per left-out run (e.g. ``powd_seed1: 57 rounds recorded``)."""
+    skipped = max(skipped, len(unfinished))
+    smoothing = f" (trailing mean of {smooth} evaluated rounds)" if smooth > 1 else ""
     out = [
         "# Sampler comparison",
         "",
         f"{sum(r['n_seeds'] for r in rows)} finished runs; {skipped} unfinished run(s) skipped "
-        f"(no summary.json). Target accuracy: {target}.",
+        f"(no summary.json). Target accuracy: {target}{smoothing}.",
         "",
     ]
     header = (
@@ -427,7 +440,8 @@ def to_markdown(
         "## Conventions",
         "",
         "- mean ± std over seeds; std is the sample std (ddof=1), shown as `-` with one seed.",
-        "- rounds to target: first evaluated round with accuracy >= target; mean ± std over the "
+        "- rounds to target: first evaluated round with accuracy >= target (with `--smooth W`: "
+        "the trailing mean of the last W evaluated rounds >= target); mean ± std over the "
         "seeds that reached it only (runs that never reached it are not counted, see `reached`).",
         "- speed-up vs random: random's mean rounds to target / this sampler's (same setting); "
         "`-` if either never reached the target or the setting has no random runs.",
@@ -438,6 +452,8 @@ def to_markdown(
     ]
     if plots:
         out += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
+    if unfinished:
+        out += ["## Unfinished runs (left out)", ""] + [f"- {u}" for u in unfinished] + [""]
     if notes:
         out += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     return "\n".join(out)
@@ -584,10 +600,26 @@ def plot_participation(groups: dict[tuple[str, str], list[Run]], path: Path) -> 
 # ----------------------------------------------------------------------------- entry point
 
 
+def describe_unfinished(run_dir: Path, base: Path) -> str:
+    """``<folder>: N rounds recorded`` for a run without ``summary.json`` (folder relative to ``base``)."""
+    try:
+        name = str(run_dir.resolve().relative_to(base.resolve()))
+    except ValueError:
+        name = str(run_dir)
+    rounds = len(load_run(run_dir)["rows"])
+    return f"{name}: {rounds} round(s) recorded"
+
+
 def compare(
-    paths: Sequence[str | Path], target: float = 0.75, out: str | Path | None = None, group_by: str = "sampler"
+    paths: Sequence[str | Path],
+    target: float = 0.75,
+    out: str | Path | None = None,
+    group_by: str = "sampler",
+    smooth: int = 1,
 ) -> dict[str, Any]:
     """Run the whole comparison; returns the rows, counts and written files."""
+    if smooth < 1:
+        raise ValueError(f"smooth must be >= 1, got {smooth}")
     run_dirs = find_runs(paths)
     runs, skipped = load_runs(run_dirs)
     out_dir = Path(out) if out is not None else Path(paths[0])
@@ -598,7 +630,7 @@ def compare(
     if not runs:
         return result
     groups = group_runs(label_runs(runs, group_by))
-    rows = summarize(groups, target)
+    rows = summarize(groups, target, smooth)
     notes = config_warnings(groups, group_by)
     plots = [plot_accuracy(groups, target, out_dir / "accuracy.png").name]
     participation, no_groups = plot_participation(groups, out_dir / "participation.png")
@@ -607,7 +639,9 @@ def compare(
     notes += [f"{s}: partition.json has no groups; left out of participation.png" for s in no_groups]
     if group_by != "sampler" and not any(r["sampler_class"] == RANDOM_CLASS for r in rows):
         notes.append("speed-up needs a group whose runs all use RandomSampler")
-    (out_dir / "comparison.md").write_text(to_markdown(rows, target, skipped=len(skipped), notes=notes, plots=plots))
+    unfinished = [describe_unfinished(p, Path(paths[0])) for p in skipped]
+    markdown = to_markdown(rows, target, unfinished=unfinished, smooth=smooth, notes=notes, plots=plots)
+    (out_dir / "comparison.md").write_text(markdown)
     (out_dir / "comparison.csv").write_text(to_csv(rows))
     result.update(rows=rows, notes=notes, files=[out_dir / "comparison.md", out_dir / "comparison.csv"] + [out_dir / p for p in plots])
     return result
@@ -620,17 +654,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("paths", nargs="+", help="sweep folders or run folders (searched recursively for metrics.jsonl)")
     parser.add_argument("--target", type=float, default=0.75, help="target accuracy for rounds-to-target (default 0.75)")
+    parser.add_argument(
+        "--smooth", type=int, default=1,
+        help="rounds to target on a trailing mean of this many evaluated rounds (default 1: raw curve)",
+    )
     parser.add_argument("--out", default=None, help="output folder (default: the first given folder)")
     parser.add_argument(
         "--group-by", default="sampler",
         help="'sampler' (default: sampler name + distinguishing settings) or a dotted config key, e.g. algorithm.name",
     )
     args = parser.parse_args(argv)
+    if args.smooth < 1:
+        print(f"fedsim-compare: --smooth must be >= 1 (got {args.smooth}); pass e.g. --smooth 5", file=sys.stderr)
+        return 2
     missing = [p for p in args.paths if not Path(p).exists()]
     if missing:
         print(f"fedsim-compare: no such path: {', '.join(missing)}", file=sys.stderr)
         return 2
-    result = compare(args.paths, target=args.target, out=args.out, group_by=args.group_by)
+    result = compare(args.paths, target=args.target, out=args.out, group_by=args.group_by, smooth=args.smooth)
     print(f"{result['runs']} finished run(s); {len(result['skipped'])} unfinished run(s) skipped (no summary.json)")
     if not result["runs"]:
         print("fedsim-compare: no finished runs to compare", file=sys.stderr)
