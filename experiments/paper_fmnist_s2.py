@@ -1,0 +1,171 @@
+"""The paper's Fashion-MNIST setting 2 with every sampler: rounds to 75% next to Table 2.
+
+Runs ``fedsim +experiment=paper_fmnist_s2 sampler=<s> seed=<k> hydra.run.dir=<out>/<s>_seed<k>``
+for every sampler and seed. The same seed gives every sampler the same partitions, initial
+model and client shuffling, so differences come from the sampler. fedsim skips runs that
+already finished and resumes unfinished ones from their checkpoint, so the study can be
+completed over several sittings: rerun the same command.
+
+Then it writes, into ``--out``:
+- ``paper_table.md`` / ``paper_table.json``: per sampler, rounds to the target for every
+  seed (unfinished runs shown with the rounds recorded so far), mean ± std over the seeds
+  that reached it, final accuracy, speed-up over random, and the paper's Table 2 numbers;
+- ``comparison.md`` / ``comparison.csv`` / ``accuracy.png`` / ``participation.png`` from
+  :func:`fedsim.results.compare.compare` (finished runs only).
+
+    python experiments/paper_fmnist_s2.py --seeds 0 1 2 --jobs 2
+    python experiments/paper_fmnist_s2.py --samplers divfl_stale --seeds 0 1 2   # add a variant
+    python experiments/paper_fmnist_s2.py --summarise-only                        # tables only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from fedsim.results.analysis import load_run, rounds_to_target
+from fedsim.results.compare import compare
+
+SAMPLERS = ["random", "powd", "clustered", "divfl", "fedcor", "hics"]
+# Table 2 of the HiCS-FL paper, FMNIST setting 2: rounds to 75% test accuracy.
+PAPER_ROUNDS_TO_75 = {"random": 149, "powd": 79, "clustered": 114, "divfl": 478, "fedcor": 88, "hics": 60}
+DEFAULT_OUT = Path("experiments/results/paper_fmnist_s2")
+
+
+def run_one(out: Path, sampler: str, seed: int, rounds: int, extra: list[str]) -> Path:
+    """Run one (sampler, seed); fedsim skips it if finished and resumes it if not."""
+    run_dir = out / f"{sampler}_seed{seed}"
+    command = [
+        sys.executable, "-m", "fedsim.cli", "+experiment=paper_fmnist_s2", f"sampler={sampler}",
+        f"seed={seed}", f"num_rounds={rounds}", "progress=false", f"hydra.run.dir={run_dir}", *extra,
+    ]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return run_dir
+
+
+def seed_record(run_dir: Path, target: float, smooth: int) -> dict[str, Any] | None:
+    """One run's rounds to target, final accuracy and whether it finished (None if absent)."""
+    if not (run_dir / "metrics.jsonl").is_file():
+        return None
+    run = load_run(run_dir)
+    finished = run["summary"] is not None
+    return {
+        "finished": finished,
+        "rounds_recorded": len(run["rows"]),
+        # a round reached in an unfinished run is already final: later rounds cannot undo it
+        "rounds_to_target": rounds_to_target(run["rows"], target, smooth),
+        "final_accuracy": run["summary"]["final_accuracy"] if finished else None,
+    }
+
+
+def summarise(out: Path, samplers: list[str], seeds: list[int], target: float, smooth: int = 1) -> dict[str, Any]:
+    """Per sampler: per-seed records and statistics over the seeds whose outcome is known.
+
+    A seed's outcome is known when it reached the target (finished or not) or finished
+    without reaching it; unfinished runs that have not reached it yet are listed apart.
+    """
+    table: dict[str, Any] = {}
+    for sampler in samplers:
+        records = {seed: seed_record(out / f"{sampler}_seed{seed}", target, smooth) for seed in seeds}
+        records = {seed: r for seed, r in records.items() if r is not None}
+        known = {s: r for s, r in records.items() if r["finished"] or r["rounds_to_target"] is not None}
+        reached = [float(r["rounds_to_target"]) for r in known.values() if r["rounds_to_target"] is not None]
+        finals = [r["final_accuracy"] for r in records.values() if r["final_accuracy"] is not None]
+        table[sampler] = {
+            "seeds": records,
+            "known": len(known),
+            "reached": len(reached),
+            "rounds_mean": statistics.fmean(reached) if reached else None,
+            "rounds_std": statistics.stdev(reached) if len(reached) > 1 else None,
+            "final_accuracy_mean": statistics.fmean(finals) if finals else None,
+            "finished": len(finals),
+            "paper_rounds": PAPER_ROUNDS_TO_75.get(sampler),
+        }
+    base = table.get("random", {}).get("rounds_mean")
+    for row in table.values():
+        row["speedup_vs_random"] = base / row["rounds_mean"] if base and row["rounds_mean"] else None
+        paper_base, paper = PAPER_ROUNDS_TO_75["random"], row["paper_rounds"]
+        row["paper_speedup_vs_random"] = paper_base / paper if paper else None
+    return table
+
+
+def _seed_cell(seed: int, record: dict[str, Any]) -> str:
+    if record["rounds_to_target"] is not None:
+        return f"{seed}: {record['rounds_to_target']}"
+    if record["finished"]:
+        return f"{seed}: never"
+    return f"{seed}: not yet ({record['rounds_recorded']} rounds run)"
+
+
+def to_markdown(table: dict[str, Any], target: float, command: str, smooth: int = 1) -> str:
+    """The measured table with the paper's Table 2 beside it."""
+    how = f"first round at or above {target:.0%}" if smooth == 1 else (
+        f"first round whose trailing mean over {smooth} evaluated rounds is at or above {target:.0%}"
+    )
+    lines = [
+        f"# Fashion-MNIST setting 2: rounds to {target:.0%} test accuracy",
+        "",
+        f"Produced by: `{command}`. Rounds to target = {how}.",
+        "",
+        "| sampler | rounds to target, per seed | mean ± std (seeds reached / known) | speed-up vs random "
+        "| final acc. (finished runs) | paper: rounds | paper: speed-up |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for sampler, row in table.items():
+        cells = ", ".join(_seed_cell(seed, record) for seed, record in row["seeds"].items()) or "no runs"
+        if row["rounds_mean"] is None:
+            mean = f"never ({row['reached']}/{row['known']})"
+        else:
+            std = "-" if row["rounds_std"] is None else f"{row['rounds_std']:.1f}"
+            mean = f"{row['rounds_mean']:.1f} ± {std} ({row['reached']}/{row['known']})"
+        speedup = "-" if row["speedup_vs_random"] is None else f"{row['speedup_vs_random']:.2f}"
+        final = "-" if row["final_accuracy_mean"] is None else f"{row['final_accuracy_mean']:.3f} (n={row['finished']})"
+        paper = "-" if row["paper_rounds"] is None else str(row["paper_rounds"])
+        paper_speedup = "-" if row["paper_speedup_vs_random"] is None else f"{row['paper_speedup_vs_random']:.2f}"
+        lines.append(f"| {sampler} | {cells} | {mean} | {speedup} | {final} | {paper} | {paper_speedup} |")
+    lines += [
+        "",
+        "Mean and std are over the seeds that reached the target (std: sample std, ddof=1). "
+        "Speed-up = random's mean rounds / this sampler's. A run that is still unfinished counts "
+        "once it has reached the target (later rounds cannot change that round) and is otherwise "
+        "left out as `not yet`.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    """Parse arguments, run what is missing, write the tables and plots."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--samplers", nargs="+", default=SAMPLERS, help="sampler presets (conf/sampler/*.yaml)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--target", type=float, default=0.75)
+    parser.add_argument("--smooth", type=int, default=1, help="rounds to target on a trailing mean of this many rounds")
+    parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (one core each)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--summarise-only", action="store_true", help="only rebuild the tables and plots")
+    args, extra = parser.parse_known_args()
+    if args.smooth < 1:
+        parser.error(f"--smooth must be >= 1 (got {args.smooth})")
+    args.out.mkdir(parents=True, exist_ok=True)
+    if not args.summarise_only:
+        jobs = [(s, k) for k in args.seeds for s in args.samplers]
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            for future in [pool.submit(run_one, args.out, s, k, args.rounds, extra) for s, k in jobs]:
+                future.result()
+    table = summarise(args.out, args.samplers, args.seeds, args.target, args.smooth)
+    command = "python " + " ".join(sys.argv)
+    (args.out / "paper_table.json").write_text(json.dumps(table, indent=1))
+    (args.out / "paper_table.md").write_text(to_markdown(table, args.target, command, args.smooth))
+    compare([args.out], target=args.target, smooth=args.smooth)
+    print((args.out / "paper_table.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""The paper-study script's table (experiments/paper_fmnist_s2.py) on hand-made run records."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "paper_fmnist_s2.py"
+
+
+@pytest.fixture(scope="module")
+def study() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("paper_fmnist_s2", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_run(root: Path, name: str, accuracies: list[float], finished: bool) -> None:
+    run_dir = root / name
+    run_dir.mkdir(parents=True)
+    rows = [{"round": i + 1, "accuracy": a} for i, a in enumerate(accuracies)]
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    if finished:
+        summary = {"final_accuracy": accuracies[-1], "best_accuracy": max(accuracies)}
+        (run_dir / "summary.json").write_text(json.dumps(summary))
+
+
+def test_table_counts_finished_and_unfinished_runs(study: ModuleType, tmp_path: Path) -> None:
+    write_run(tmp_path, "random_seed0", [0.5, 0.7, 0.76, 0.8], finished=True)  # reached at 3
+    write_run(tmp_path, "random_seed1", [0.5, 0.6, 0.7, 0.7, 0.8, 0.6], finished=True)  # reached at 5
+    write_run(tmp_path, "hics_seed0", [0.5, 0.6, 0.7], finished=True)  # never
+    write_run(tmp_path, "hics_seed1", [0.6, 0.9], finished=False)  # reached at 2 while running
+    write_run(tmp_path, "hics_seed2", [0.5, 0.6, 0.6, 0.7], finished=False)  # not yet
+
+    table = study.summarise(tmp_path, ["random", "hics", "divfl"], [0, 1, 2], target=0.75)
+
+    random = table["random"]
+    assert (random["known"], random["reached"]) == (2, 2)
+    assert random["rounds_mean"] == 4.0
+    assert random["rounds_std"] == pytest.approx(math.sqrt(2.0))
+    assert random["final_accuracy_mean"] == pytest.approx(0.7)
+    assert random["speedup_vs_random"] == 1.0
+
+    hics = table["hics"]
+    assert (hics["known"], hics["reached"], hics["finished"]) == (2, 1, 1)
+    assert hics["rounds_mean"] == 2.0 and hics["rounds_std"] is None
+    assert hics["final_accuracy_mean"] == pytest.approx(0.7)  # only the finished run
+    assert hics["speedup_vs_random"] == 2.0
+    assert hics["paper_rounds"] == 60
+    assert hics["paper_speedup_vs_random"] == pytest.approx(149 / 60)
+
+    assert table["divfl"]["seeds"] == {} and table["divfl"]["rounds_mean"] is None
+
+    md = study.to_markdown(table, 0.75, "python experiments/paper_fmnist_s2.py")
+    assert "| random | 0: 3, 1: 5 | 4.0 ± 1.4 (2/2) | 1.00 | 0.700 (n=2) | 149 | 1.00 |" in md
+    assert "| hics | 0: never, 1: 2, 2: not yet (4 rounds run) | 2.0 ± - (1/2) | 2.00 | 0.700 (n=1) | 60 | 2.48 |" in md
+    assert "| divfl | no runs | never (0/0) | - | - | 478 | 0.31 |" in md
+
+
+def test_smoothing_is_passed_through(study: ModuleType, tmp_path: Path) -> None:
+    write_run(tmp_path, "random_seed0", [0.5, 0.8, 0.7, 0.8, 0.9], finished=True)
+    assert study.summarise(tmp_path, ["random"], [0], 0.75, smooth=1)["random"]["rounds_mean"] == 2.0
+    assert study.summarise(tmp_path, ["random"], [0], 0.75, smooth=3)["random"]["rounds_mean"] == 4.0
