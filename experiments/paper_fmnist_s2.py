@@ -7,11 +7,11 @@ already finished and resumes unfinished ones from their checkpoint, so the study
 completed over several sittings: rerun the same command.
 
 Then it writes, into ``--out``:
-- ``paper_table.md`` / ``paper_table.json``: per sampler, rounds to the target for every
+- ``paper_table.md`` / ``paper_table.json`` (``paper_table_smooth<W>.*`` with ``--smooth W``): per sampler, rounds to the target for every
   seed (unfinished runs shown with the rounds recorded so far), mean ± std over the seeds
   that reached it, final accuracy, speed-up over random, and the paper's Table 2 numbers;
 - ``comparison.md`` / ``comparison.csv`` / ``accuracy.png`` / ``participation.png`` from
-  :func:`fedsim.results.compare.compare` (finished runs only).
+  :func:`fedsim.results.compare.compare` (finished runs only; not rewritten with ``--smooth``).
 
     python experiments/paper_fmnist_s2.py --seeds 0 1 2 --jobs 2
     python experiments/paper_fmnist_s2.py --samplers divfl_stale --seeds 0 1 2   # add a variant
@@ -119,7 +119,9 @@ def to_markdown(table: dict[str, Any], target: float, command: str, smooth: int 
     ]
     for sampler, row in table.items():
         cells = ", ".join(_seed_cell(seed, record) for seed, record in row["seeds"].items()) or "no runs"
-        if row["rounds_mean"] is None:
+        if row["known"] == 0:
+            mean = "-"
+        elif row["rounds_mean"] is None:
             mean = f"never ({row['reached']}/{row['known']})"
         else:
             std = "-" if row["rounds_std"] is None else f"{row['rounds_std']:.1f}"
@@ -161,10 +163,12 @@ def main() -> None:
                 future.result()
     table = summarise(args.out, args.samplers, args.seeds, args.target, args.smooth)
     command = "python " + " ".join(sys.argv)
-    (args.out / "paper_table.json").write_text(json.dumps(table, indent=1))
-    (args.out / "paper_table.md").write_text(to_markdown(table, args.target, command, args.smooth))
-    compare([args.out], target=args.target, smooth=args.smooth)
-    print((args.out / "paper_table.md").read_text())
+    stem = "paper_table" if args.smooth == 1 else f"paper_table_smooth{args.smooth}"
+    (args.out / f"{stem}.json").write_text(json.dumps(table, indent=1))
+    (args.out / f"{stem}.md").write_text(to_markdown(table, args.target, command, args.smooth))
+    if args.smooth == 1:  # the compare tables and plots use the raw curve
+        compare([args.out], target=args.target)
+    print((args.out / f"{stem}.md").read_text())
 
 
 if __name__ == "__main__":
