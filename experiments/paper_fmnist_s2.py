@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from fedsim.results.analysis import load_run, rounds_to_target
+from fedsim.results.analysis import accuracy_curve, load_run, rounds_to_target
 from fedsim.results.compare import compare
 
 SAMPLERS = ["random", "powd", "clustered", "divfl", "fedcor", "hics"]
@@ -49,18 +49,31 @@ def run_one(out: Path, sampler: str, seed: int, rounds: int, extra: list[str]) -
     return run_dir
 
 
+def second_half_stats(rows: list[dict[str, Any]]) -> tuple[float, float]:
+    """Mean accuracy over the second half of the evaluated rounds, and the mean absolute
+    change between consecutive evaluations there: a level and a noise that, unlike the
+    final or the first-reaching round, do not hinge on one round."""
+    accuracies = [a for _, a in accuracy_curve(rows)]
+    half = accuracies[len(accuracies) // 2 :]
+    swings = [abs(b - a) for a, b in zip(half, half[1:])]
+    return statistics.fmean(half), statistics.fmean(swings) if swings else 0.0
+
+
 def seed_record(run_dir: Path, target: float, smooth: int) -> dict[str, Any] | None:
     """One run's rounds to target, final accuracy and whether it finished (None if absent)."""
     if not (run_dir / "metrics.jsonl").is_file():
         return None
     run = load_run(run_dir)
     finished = run["summary"] is not None
+    late_mean, late_swing = second_half_stats(run["rows"]) if finished else (None, None)
     return {
         "finished": finished,
         "rounds_recorded": len(run["rows"]),
         # a round reached in an unfinished run is already final: later rounds cannot undo it
         "rounds_to_target": rounds_to_target(run["rows"], target, smooth),
         "final_accuracy": run["summary"]["final_accuracy"] if finished else None,
+        "second_half_accuracy": late_mean,
+        "second_half_swing": late_swing,
     }
 
 
@@ -77,6 +90,8 @@ def summarise(out: Path, samplers: list[str], seeds: list[int], target: float, s
         known = {s: r for s, r in records.items() if r["finished"] or r["rounds_to_target"] is not None}
         reached = [float(r["rounds_to_target"]) for r in known.values() if r["rounds_to_target"] is not None]
         finals = [r["final_accuracy"] for r in records.values() if r["final_accuracy"] is not None]
+        late = [r["second_half_accuracy"] for r in records.values() if r["second_half_accuracy"] is not None]
+        swings = [r["second_half_swing"] for r in records.values() if r["second_half_swing"] is not None]
         table[sampler] = {
             "seeds": records,
             "known": len(known),
@@ -85,6 +100,8 @@ def summarise(out: Path, samplers: list[str], seeds: list[int], target: float, s
             "rounds_std": statistics.stdev(reached) if len(reached) > 1 else None,
             "final_accuracy_mean": statistics.fmean(finals) if finals else None,
             "finished": len(finals),
+            "second_half_accuracy_mean": statistics.fmean(late) if late else None,
+            "second_half_swing_mean": statistics.fmean(swings) if swings else None,
             "paper_rounds": PAPER_ROUNDS_TO_75.get(sampler),
         }
     base = table.get("random", {}).get("rounds_mean")
@@ -114,8 +131,8 @@ def to_markdown(table: dict[str, Any], target: float, command: str, smooth: int 
         f"Produced by: `{command}`. Rounds to target = {how}.",
         "",
         "| sampler | rounds to target, per seed | mean ± std (seeds reached / known) | speed-up vs random "
-        "| final acc. (finished runs) | paper: rounds | paper: speed-up |",
-        "|---|---|---|---|---|---|---|",
+        "| final acc. (finished runs) | 2nd-half acc. | 2nd-half swing | paper: rounds | paper: speed-up |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for sampler, row in table.items():
         cells = ", ".join(_seed_cell(seed, record) for seed, record in row["seeds"].items()) or "no runs"
@@ -128,12 +145,19 @@ def to_markdown(table: dict[str, Any], target: float, command: str, smooth: int 
             mean = f"{row['rounds_mean']:.1f} ± {std} ({row['reached']}/{row['known']})"
         speedup = "-" if row["speedup_vs_random"] is None else f"{row['speedup_vs_random']:.2f}"
         final = "-" if row["final_accuracy_mean"] is None else f"{row['final_accuracy_mean']:.3f} (n={row['finished']})"
+        late = "-" if row["second_half_accuracy_mean"] is None else f"{row['second_half_accuracy_mean']:.3f}"
+        swing = "-" if row["second_half_swing_mean"] is None else f"{row['second_half_swing_mean']:.3f}"
         paper = "-" if row["paper_rounds"] is None else str(row["paper_rounds"])
         paper_speedup = "-" if row["paper_speedup_vs_random"] is None else f"{row['paper_speedup_vs_random']:.2f}"
-        lines.append(f"| {sampler} | {cells} | {mean} | {speedup} | {final} | {paper} | {paper_speedup} |")
+        lines.append(
+            f"| {sampler} | {cells} | {mean} | {speedup} | {final} | {late} | {swing} | {paper} | {paper_speedup} |"
+        )
     lines += [
         "",
         "Mean and std are over the seeds that reached the target (std: sample std, ddof=1). "
+        "2nd-half acc.: mean test accuracy over the second half of the evaluated rounds; 2nd-half "
+        "swing: mean |change| of accuracy between consecutive evaluations there (finished runs, "
+        "averaged over seeds). "
         "Speed-up = random's mean rounds / this sampler's. A run that is still unfinished counts "
         "once it has reached the target (later rounds cannot change that round) and is otherwise "
         "left out as `not yet`.",

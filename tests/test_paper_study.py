@@ -58,10 +58,18 @@ def test_table_counts_finished_and_unfinished_runs(study: ModuleType, tmp_path: 
 
     assert table["divfl"]["seeds"] == {} and table["divfl"]["rounds_mean"] is None
 
+    # second halves: random seed 0 [0.76, 0.8] -> 0.78, swing 0.04; seed 1 [0.7, 0.8, 0.6] -> 0.7, swing 0.15
+    assert random["second_half_accuracy_mean"] == pytest.approx(0.74)
+    assert random["second_half_swing_mean"] == pytest.approx(0.095)
+    assert hics["second_half_accuracy_mean"] == pytest.approx(0.65)  # seed 0 only: [0.6, 0.7]
+
     md = study.to_markdown(table, 0.75, "python experiments/paper_fmnist_s2.py")
-    assert "| random | 0: 3, 1: 5 | 4.0 ± 1.4 (2/2) | 1.00 | 0.700 (n=2) | 149 | 1.00 |" in md
-    assert "| hics | 0: never, 1: 2, 2: not yet (4 rounds run) | 2.0 ± - (1/2) | 2.00 | 0.700 (n=1) | 60 | 2.48 |" in md
-    assert "| divfl | no runs | - | - | - | 478 | 0.31 |" in md
+    assert "| random | 0: 3, 1: 5 | 4.0 ± 1.4 (2/2) | 1.00 | 0.700 (n=2) | 0.740 | 0.095 | 149 | 1.00 |" in md
+    assert (
+        "| hics | 0: never, 1: 2, 2: not yet (4 rounds run) | 2.0 ± - (1/2) | 2.00 | 0.700 (n=1) | 0.650 | 0.100 "
+        "| 60 | 2.48 |" in md
+    )
+    assert "| divfl | no runs | - | - | - | - | - | 478 | 0.31 |" in md
 
 
 def test_smoothing_is_passed_through(study: ModuleType, tmp_path: Path) -> None:
