@@ -59,6 +59,11 @@ def second_half_stats(rows: list[dict[str, Any]]) -> tuple[float, float]:
     return statistics.fmean(half), statistics.fmean(swings) if swings else 0.0
 
 
+def _mean_of(rows: list[dict[str, Any]], key: str) -> float | None:
+    values = [float(r[key]) for r in rows if r.get(key) is not None]
+    return statistics.fmean(values) if values else None
+
+
 def seed_record(run_dir: Path, target: float, smooth: int) -> dict[str, Any] | None:
     """One run's rounds to target, final accuracy and whether it finished (None if absent)."""
     if not (run_dir / "metrics.jsonl").is_file():
@@ -74,7 +79,14 @@ def seed_record(run_dir: Path, target: float, smooth: int) -> dict[str, Any] | N
         "final_accuracy": run["summary"]["final_accuracy"] if finished else None,
         "second_half_accuracy": late_mean,
         "second_half_swing": late_swing,
+        "probe_seconds_per_round": _mean_of(run["rows"], "probe_seconds"),
+        "train_seconds_per_round": _mean_of(run["rows"], "train_seconds"),
     }
+
+
+def _fmean_or_none(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.fmean(present) if present else None
 
 
 def summarise(out: Path, samplers: list[str], seeds: list[int], target: float, smooth: int = 1) -> dict[str, Any]:
@@ -102,6 +114,10 @@ def summarise(out: Path, samplers: list[str], seeds: list[int], target: float, s
             "finished": len(finals),
             "second_half_accuracy_mean": statistics.fmean(late) if late else None,
             "second_half_swing_mean": statistics.fmean(swings) if swings else None,
+            **{
+                f"{key}_mean": _fmean_or_none([r[key] for r in records.values()])
+                for key in ("probe_seconds_per_round", "train_seconds_per_round")
+            },
             "paper_rounds": PAPER_ROUNDS_TO_75.get(sampler),
         }
     base = table.get("random", {}).get("rounds_mean")
@@ -161,6 +177,23 @@ def to_markdown(table: dict[str, Any], target: float, command: str, smooth: int 
         "Speed-up = random's mean rounds / this sampler's. A run that is still unfinished counts "
         "once it has reached the target (later rounds cannot change that round) and is otherwise "
         "left out as `not yet`.",
+        "",
+        "## Cost",
+        "",
+        "| sampler | probe s/round | training s/round | probe + training, minutes per 200 rounds |",
+        "|---|---|---|---|",
+    ]
+    for sampler, row in table.items():
+        probe, train = row["probe_seconds_per_round_mean"], row["train_seconds_per_round_mean"]
+        if probe is None or train is None:
+            lines.append(f"| {sampler} | - | - | - |")
+            continue
+        lines.append(f"| {sampler} | {probe:.1f} | {train:.1f} | {(probe + train) * 200 / 60:.0f} |")
+    lines += [
+        "",
+        "Means over every recorded round of every seed (unfinished runs included), from the "
+        "records' `probe_seconds` and `train_seconds`; evaluation of the global model comes on "
+        "top. Two runs shared the machine's two cores, one core each.",
     ]
     return "\n".join(lines) + "\n"
 

@@ -25,7 +25,9 @@ def study() -> ModuleType:
 def write_run(root: Path, name: str, accuracies: list[float], finished: bool) -> None:
     run_dir = root / name
     run_dir.mkdir(parents=True)
-    rows = [{"round": i + 1, "accuracy": a} for i, a in enumerate(accuracies)]
+    rows = [
+        {"round": i + 1, "accuracy": a, "probe_seconds": 2.0, "train_seconds": 4.0} for i, a in enumerate(accuracies)
+    ]
     (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     if finished:
         summary = {"final_accuracy": accuracies[-1], "best_accuracy": max(accuracies)}
@@ -70,6 +72,8 @@ def test_table_counts_finished_and_unfinished_runs(study: ModuleType, tmp_path: 
         "| 60 | 2.48 |" in md
     )
     assert "| divfl | no runs | - | - | - | - | - | 478 | 0.31 |" in md
+    assert "| random | 2.0 | 4.0 | 20 |" in md  # (2 + 4) s x 200 rounds / 60
+    assert "| divfl | - | - | - |" in md
 
 
 def test_smoothing_is_passed_through(study: ModuleType, tmp_path: Path) -> None:
