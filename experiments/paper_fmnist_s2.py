@@ -7,9 +7,10 @@ already finished and resumes unfinished ones from their checkpoint, so the study
 completed over several sittings: rerun the same command.
 
 Then it writes, into ``--out``:
-- ``paper_table.md`` / ``paper_table.json`` (``paper_table_smooth<W>.*`` with ``--smooth W``): per sampler, rounds to the target for every
-  seed (unfinished runs shown with the rounds recorded so far), mean ± std over the seeds
-  that reached it, final accuracy, speed-up over random, and the paper's Table 2 numbers;
+- ``paper_table.md`` / ``paper_table.json`` (``paper_table_smooth<W>.*`` with ``--smooth W``):
+  per sampler, rounds to the target for every seed (unfinished runs shown with the rounds
+  recorded so far), mean ± std over the seeds that reached it, speed-up over random, final
+  and second-half accuracy, the paper's Table 2 numbers, and probe/training seconds per round;
 - ``comparison.md`` / ``comparison.csv`` / ``accuracy.png`` / ``participation.png`` from
   :func:`fedsim.results.compare.compare` (finished runs only; not rewritten with ``--smooth``).
 
@@ -65,7 +66,8 @@ def _mean_of(rows: list[dict[str, Any]], key: str) -> float | None:
 
 
 def seed_record(run_dir: Path, target: float, smooth: int) -> dict[str, Any] | None:
-    """One run's rounds to target, final accuracy and whether it finished (None if absent)."""
+    """One run's rounds to target, accuracies, seconds per round and whether it finished
+    (None if the folder holds no run)."""
     if not (run_dir / "metrics.jsonl").is_file():
         return None
     run = load_run(run_dir)

@@ -411,7 +411,7 @@ def to_markdown(
 ) -> str:
     """The comparison as markdown: one table per setting, then conventions and notes.
 
-    ``unfinished``: one line per left-out run (e.g. ``powd_seed1: 57 rounds recorded``)."""
+    ``unfinished``: one line per left-out run (e.g. ``powd_seed1: 57 round(s) recorded``)."""
     skipped = max(skipped, len(unfinished))
     smoothing = f" (trailing mean of {smooth} evaluated rounds)" if smooth > 1 else ""
     out = [
