@@ -10,7 +10,8 @@ Then it writes, into ``--out``:
 - ``paper_table.md`` / ``paper_table.json`` (``paper_table_smooth<W>.*`` with ``--smooth W``):
   per sampler, rounds to the target for every seed (unfinished runs shown with the rounds
   recorded so far), mean ± std over the seeds that reached it, speed-up over random, final
-  and second-half accuracy, the paper's Table 2 numbers, and probe/training seconds per round;
+  and second-half accuracy, the paper's Table 2 numbers, probe/training seconds per round, and
+  each sampler's share of selections per heterogeneity group;
 - ``comparison.md`` / ``comparison.csv`` / ``accuracy.png`` / ``participation.png`` from
   :func:`fedsim.results.compare.compare` (finished runs only; not rewritten with ``--smooth``).
 
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from fedsim.results.analysis import accuracy_curve, load_run, rounds_to_target
-from fedsim.results.compare import compare
+from fedsim.results.compare import compare, load_runs, participation_shares
 
 SAMPLERS = ["random", "powd", "clustered", "divfl", "fedcor", "hics"]
 # Table 2 of the HiCS-FL paper, FMNIST setting 2: rounds to 75% test accuracy.
@@ -130,6 +131,28 @@ def summarise(out: Path, samplers: list[str], seeds: list[int], target: float, s
     return table
 
 
+def participation_table(out: Path, samplers: list[str], seeds: list[int]) -> str:
+    """Markdown: per sampler, the share of all selections (finished runs, all rounds) that
+    went to each heterogeneity group of the partition."""
+    rows, all_groups = {}, set()
+    for sampler in samplers:
+        run_dirs = [out / f"{sampler}_seed{k}" for k in seeds]
+        runs, _ = load_runs([d for d in run_dirs if (d / "metrics.jsonl").is_file()])
+        shares = participation_shares(runs) if runs else None
+        if shares:
+            rows[sampler] = (len(runs), shares)
+            all_groups.update(shares)
+    groups = sorted(all_groups)
+    lines = [
+        "| sampler | finished runs | " + " | ".join(f"group {g}" for g in groups) + " |",
+        "|---|---|" + "---|" * len(groups),
+    ]
+    for sampler, (n_runs, shares) in rows.items():
+        cells = " | ".join(f"{shares.get(g, 0.0):.0%}" for g in groups)
+        lines.append(f"| {sampler} | {n_runs} | {cells} |")
+    return "\n".join(lines) + "\n"
+
+
 def _seed_cell(seed: int, record: dict[str, Any]) -> str:
     if record["rounds_to_target"] is not None:
         return f"{seed}: {record['rounds_to_target']}"
@@ -224,7 +247,12 @@ def main() -> None:
     command = "python " + " ".join(sys.argv)
     stem = "paper_table" if args.smooth == 1 else f"paper_table_smooth{args.smooth}"
     (args.out / f"{stem}.json").write_text(json.dumps(table, indent=1))
-    (args.out / f"{stem}.md").write_text(to_markdown(table, args.target, command, args.smooth))
+    participation = participation_table(args.out, args.samplers, args.seeds)
+    (args.out / f"{stem}.md").write_text(
+        to_markdown(table, args.target, command, args.smooth)
+        + "\n## Share of selections per heterogeneity group\n\n"
+        + participation
+    )
     if args.smooth == 1:  # the compare tables and plots use the raw curve
         compare([args.out], target=args.target)
     print((args.out / f"{stem}.md").read_text())

@@ -80,3 +80,16 @@ def test_smoothing_is_passed_through(study: ModuleType, tmp_path: Path) -> None:
     write_run(tmp_path, "random_seed0", [0.5, 0.8, 0.7, 0.8, 0.9], finished=True)
     assert study.summarise(tmp_path, ["random"], [0], 0.75, smooth=1)["random"]["rounds_mean"] == 2.0
     assert study.summarise(tmp_path, ["random"], [0], 0.75, smooth=3)["random"]["rounds_mean"] == 4.0
+
+
+def test_participation_table(study: ModuleType, tmp_path: Path) -> None:
+    write_run(tmp_path, "random_seed0", [0.5, 0.8], finished=True)
+    write_run(tmp_path, "hics_seed0", [0.5], finished=False)  # unfinished: left out
+    partition = {"groups": [0, 0, 1, 1]}
+    (tmp_path / "random_seed0" / "partition.json").write_text(json.dumps(partition))
+    rows = [{"round": 1, "accuracy": 0.5, "selected": [0, 2]}, {"round": 2, "accuracy": 0.8, "selected": [1, 0]}]
+    (tmp_path / "random_seed0" / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    md = study.participation_table(tmp_path, ["random", "hics"], [0])
+    assert "| sampler | finished runs | group 0 | group 1 |" in md
+    assert "| random | 1 | 75% | 25% |" in md  # selections: 0, 2, 1, 0
+    assert "| hics |" not in md
