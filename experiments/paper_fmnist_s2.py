@@ -105,8 +105,6 @@ def summarise(out: Path, samplers: list[str], seeds: list[int], target: float, s
         known = {s: r for s, r in records.items() if r["finished"] or r["rounds_to_target"] is not None}
         reached = [float(r["rounds_to_target"]) for r in known.values() if r["rounds_to_target"] is not None]
         finals = [r["final_accuracy"] for r in records.values() if r["final_accuracy"] is not None]
-        late = [r["second_half_accuracy"] for r in records.values() if r["second_half_accuracy"] is not None]
-        swings = [r["second_half_swing"] for r in records.values() if r["second_half_swing"] is not None]
         table[sampler] = {
             "seeds": records,
             "known": len(known),
@@ -115,11 +113,11 @@ def summarise(out: Path, samplers: list[str], seeds: list[int], target: float, s
             "rounds_std": statistics.stdev(reached) if len(reached) > 1 else None,
             "final_accuracy_mean": statistics.fmean(finals) if finals else None,
             "finished": len(finals),
-            "second_half_accuracy_mean": statistics.fmean(late) if late else None,
-            "second_half_swing_mean": statistics.fmean(swings) if swings else None,
             **{
                 f"{key}_mean": _fmean_or_none([r[key] for r in records.values()])
-                for key in ("probe_seconds_per_round", "train_seconds_per_round")
+                for key in (
+                    "second_half_accuracy", "second_half_swing", "probe_seconds_per_round", "train_seconds_per_round"
+                )
             },
             "paper_rounds": PAPER_ROUNDS_TO_75.get(sampler),
         }
