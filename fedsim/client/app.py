@@ -23,7 +23,7 @@ from fedsim.client.training import (
     LocalTrainingConfig,
     client_seed,
     evaluate_model,
-    full_batch_gradient,
+    evaluate_with_gradient,
     train_locally,
 )
 from fedsim.models.networks import output_layer_names
@@ -78,14 +78,18 @@ def make_client_app(runtime: ClientRuntime) -> ClientApp:
         model = runtime.model()
         model.load_state_dict(msg.content["arrays"].to_torch_state_dict())
         x, y = runtime.client_tensors(pid)
-        loss, accuracy = evaluate_model(model, x, y)
+        config = msg.content.get("config")
+        gradient = None
+        if config is not None and bool(config.get("want-gradient", False)):
+            loss, accuracy, gradient = evaluate_with_gradient(model, x, y)
+        else:
+            loss, accuracy = evaluate_model(model, x, y)
         metrics = MetricRecord(
             {"num-examples": int(len(y)), "loss": float(loss), "accuracy": float(accuracy), "partition-id": pid}
         )
         content = RecordDict({"metrics": metrics})
-        config = msg.content.get("config")
-        if config is not None and bool(config.get("want-gradient", False)):
-            content["gradient"] = ArrayRecord({"flat": Array(full_batch_gradient(model, x, y))})
+        if gradient is not None:
+            content["gradient"] = ArrayRecord({"flat": Array(gradient)})
         return Message(content=content, reply_to=msg)
 
     @app.query()

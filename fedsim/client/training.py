@@ -112,17 +112,29 @@ def evaluate_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_siz
     return total_loss / n, correct / n
 
 
-def full_batch_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> np.ndarray:
-    """Gradient of the mean loss over all of (x, y) at the model's weights, flattened."""
+def evaluate_with_gradient(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 128
+) -> tuple[float, float, np.ndarray]:
+    """Mean loss, accuracy and the flattened gradient of the mean loss over all of (x, y).
+
+    One forward and one backward pass per batch give all three, so a DivFL probe costs
+    about half of a separate evaluation plus a gradient pass. Batches of 128 are the
+    fastest size for the small CNNs on one CPU core (``benchmarks/probe_gradient.py``).
+    """
     model.eval()
     model.zero_grad(set_to_none=True)
+    n = max(len(y), 1)
+    total_loss, correct = 0.0, 0
     for start in range(0, len(y), batch_size):
         logits = model(x[start : start + batch_size])
-        loss = F.cross_entropy(logits, y[start : start + batch_size], reduction="sum") / len(y)
-        loss.backward()
+        target = y[start : start + batch_size]
+        batch_loss = F.cross_entropy(logits, target, reduction="sum")
+        (batch_loss / n).backward()
+        total_loss += float(batch_loss.detach())
+        correct += int((logits.detach().argmax(dim=1) == target).sum())
     grads = [p.grad.detach().reshape(-1) for p in model.parameters() if p.grad is not None]
     model.zero_grad(set_to_none=True)
-    return torch.cat(grads).numpy().astype(np.float32)
+    return total_loss / n, correct / n, torch.cat(grads).numpy().astype(np.float32)
 
 
 def client_seed(run_seed: int, server_round: int, partition_id: int) -> int:
