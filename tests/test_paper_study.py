@@ -93,3 +93,28 @@ def test_participation_table(study: ModuleType, tmp_path: Path) -> None:
     assert "| sampler | finished runs | group 0 | group 1 |" in md
     assert "| random | 1 | 75% | 25% |" in md  # selections: 0, 2, 1, 0
     assert "| hics |" not in md
+
+
+def test_summary_puts_raw_and_smoothed_readings_side_by_side(study: ModuleType, tmp_path: Path) -> None:
+    # raw: seed 0 crosses at round 2 (a spike), seed 1 at round 3; 3-round mean: round 4, never
+    write_run(tmp_path, "random_seed0", [0.5, 0.8, 0.7, 0.8, 0.9], finished=True)
+    write_run(tmp_path, "random_seed1", [0.5, 0.6, 0.8, 0.6, 0.6], finished=True)
+    write_run(tmp_path, "hics_seed0", [0.5, 0.6], finished=False)  # not yet on either reading
+
+    summary = study.write_tables(tmp_path, ["random", "hics"], [0, 1], 0.75, smooth=3, command="cmd")
+
+    assert summary == (tmp_path / "paper_summary.md").read_text()
+    assert "| sampler | raw, per seed | raw, mean ± std (reached/known) | 3-round mean, per seed |" in summary
+    assert "| random | 2, 3 | 2 ± 1 (2/2) | 4, never | 4 ± - (1/2) | 149 |" in summary
+    assert "| HiCS-FL | not yet (2 rounds run) | - | not yet (2 rounds run) | - | 60 |" in summary
+    for name in ("paper_table.md", "paper_table.json", "paper_table_smooth3.md", "paper_table_smooth3.json"):
+        assert (tmp_path / name).is_file()
+    smoothed = json.loads((tmp_path / "paper_table_smooth3.json").read_text())
+    assert smoothed["random"]["rounds_mean"] == 4.0 and smoothed["random"]["reached"] == 1
+
+
+def test_raw_only_writes_no_summary(study: ModuleType, tmp_path: Path) -> None:
+    write_run(tmp_path, "random_seed0", [0.5, 0.8], finished=True)
+    text = study.write_tables(tmp_path, ["random"], [0], 0.75, smooth=1, command="cmd")
+    assert "| random | 0: 2 |" in text
+    assert not (tmp_path / "paper_summary.md").exists()
