@@ -118,8 +118,8 @@ def evaluate_with_gradient(
     """Mean loss, accuracy and the flattened gradient of the mean loss over all of (x, y).
 
     One forward and one backward pass per batch give all three, so a DivFL probe costs
-    about half of a separate evaluation plus a gradient pass. Batches of 128 are the
-    fastest size for the small CNNs on one CPU core (``benchmarks/probe_gradient.py``).
+    about half of a separate evaluation plus a gradient pass. On one CPU core, batches of
+    128 to 256 are the fastest for the small CNNs (``benchmarks/probe_gradient.py``).
     """
     model.eval()
     model.zero_grad(set_to_none=True)
