@@ -320,5 +320,6 @@ def main() -> None:
     compare([args.out], target=args.target)
     print(summary)
 
+
 if __name__ == "__main__":
     main()
