@@ -6,7 +6,7 @@ model and client shuffling, so differences come from the sampler. fedsim skips r
 already finished and resumes unfinished ones from their checkpoint, so the study can be
 completed over several sittings: rerun the same command.
 
-Then it writes, into ``--out``, for all six samplers (and any other it ran):
+Then it writes, into ``--out``, for all six samplers (and any other with runs there):
 - ``paper_summary.md``: the headline table, rounds to the target per seed and mean ± std,
   read off the raw curve and off a ``--smooth W``-round trailing mean (default 5), next to
   the paper's Table 2;
@@ -44,6 +44,7 @@ DEFAULT_OUT = Path("experiments/results/paper_fmnist_s2")
 DISPLAY_NAMES = {
     "random": "random", "powd": "pow-d (d = N)", "clustered": "clustered sampling",
     "divfl": "DivFL (ideal)", "fedcor": "FedCor", "hics": "HiCS-FL",
+    "divfl_stale": "DivFL (authors' code: last updates, stochastic greedy)",
 }
 
 
@@ -313,8 +314,11 @@ def main() -> None:
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             for future in [pool.submit(run_one, args.out, s, k, args.rounds, extra) for s, k in jobs]:
                 future.result()
-    # the tables cover every sampler of the study, not only the ones run this time
-    samplers = SAMPLERS + [s for s in args.samplers if s not in SAMPLERS]
+    # the tables cover every sampler of the study and any other with runs in --out,
+    # not only the ones run this time
+    recorded = sorted({d.name.rsplit("_seed", 1)[0] for d in args.out.glob("*_seed*") if d.is_dir()})
+    samplers = SAMPLERS + [s for s in [*args.samplers, *recorded] if s not in SAMPLERS]
+    samplers = list(dict.fromkeys(samplers))
     command = "python " + " ".join(sys.argv)
     summary = write_tables(args.out, samplers, args.seeds, args.target, args.smooth, command)
     compare([args.out], target=args.target)
