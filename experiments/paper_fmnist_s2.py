@@ -291,6 +291,13 @@ def write_tables(out: Path, samplers: list[str], seeds: list[int], target: float
     return summary
 
 
+def samplers_to_tabulate(out: Path, requested: list[str]) -> list[str]:
+    """The six study samplers, then any other requested or with ``<name>_seed<k>`` runs in
+    ``out``: the tables cover the whole study, not only the runs made this time."""
+    recorded = sorted({d.name.rsplit("_seed", 1)[0] for d in out.glob("*_seed*") if d.is_dir()})
+    return list(dict.fromkeys([*SAMPLERS, *requested, *recorded]))
+
+
 def main() -> None:
     """Parse arguments, run what is missing, write the tables and plots."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -314,11 +321,7 @@ def main() -> None:
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             for future in [pool.submit(run_one, args.out, s, k, args.rounds, extra) for s, k in jobs]:
                 future.result()
-    # the tables cover every sampler of the study and any other with runs in --out,
-    # not only the ones run this time
-    recorded = sorted({d.name.rsplit("_seed", 1)[0] for d in args.out.glob("*_seed*") if d.is_dir()})
-    samplers = SAMPLERS + [s for s in [*args.samplers, *recorded] if s not in SAMPLERS]
-    samplers = list(dict.fromkeys(samplers))
+    samplers = samplers_to_tabulate(args.out, args.samplers)
     command = "python " + " ".join(sys.argv)
     summary = write_tables(args.out, samplers, args.seeds, args.target, args.smooth, command)
     compare([args.out], target=args.target)

@@ -118,3 +118,10 @@ def test_raw_only_writes_no_summary(study: ModuleType, tmp_path: Path) -> None:
     text = study.write_tables(tmp_path, ["random"], [0], 0.75, smooth=1, command="cmd")
     assert "| random | 0: 2 |" in text
     assert not (tmp_path / "paper_summary.md").exists()
+
+
+def test_tables_cover_the_study_and_every_recorded_variant(study: ModuleType, tmp_path: Path) -> None:
+    write_run(tmp_path, "divfl_stale_seed0", [0.5], finished=False)
+    write_run(tmp_path, "my_sampler_seed3", [0.5], finished=False)
+    names = study.samplers_to_tabulate(tmp_path, ["hics", "other"])
+    assert names == ["random", "powd", "clustered", "divfl", "fedcor", "hics", "other", "divfl_stale", "my_sampler"]
