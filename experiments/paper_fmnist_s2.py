@@ -159,12 +159,21 @@ def participation_table(out: Path, samplers: list[str], seeds: list[int]) -> str
     return "\n".join(lines) + "\n"
 
 
-def _seed_cell(seed: int, record: dict[str, Any]) -> str:
+def _outcome_cell(record: dict[str, Any]) -> str:
+    """One seed's rounds to target, ``never``, or ``not yet (N rounds run)``."""
     if record["rounds_to_target"] is not None:
-        return f"{seed}: {record['rounds_to_target']}"
-    if record["finished"]:
-        return f"{seed}: never"
-    return f"{seed}: not yet ({record['rounds_recorded']} rounds run)"
+        return str(record["rounds_to_target"])
+    return "never" if record["finished"] else f"not yet ({record['rounds_recorded']} rounds run)"
+
+
+def _mean_cell(row: dict[str, Any], decimals: int) -> str:
+    """Mean ± std of the rounds to target, with seeds reached/known."""
+    if row["known"] == 0:
+        return "-"
+    if row["rounds_mean"] is None:
+        return f"never ({row['reached']}/{row['known']})"
+    std = "-" if row["rounds_std"] is None else f"{row['rounds_std']:.{decimals}f}"
+    return f"{row['rounds_mean']:.{decimals}f} ± {std} ({row['reached']}/{row['known']})"
 
 
 def to_markdown(table: dict[str, Any], target: float, command: str, smooth: int = 1) -> str:
@@ -182,14 +191,8 @@ def to_markdown(table: dict[str, Any], target: float, command: str, smooth: int 
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for sampler, row in table.items():
-        cells = ", ".join(_seed_cell(seed, record) for seed, record in row["seeds"].items()) or "no runs"
-        if row["known"] == 0:
-            mean = "-"
-        elif row["rounds_mean"] is None:
-            mean = f"never ({row['reached']}/{row['known']})"
-        else:
-            std = "-" if row["rounds_std"] is None else f"{row['rounds_std']:.1f}"
-            mean = f"{row['rounds_mean']:.1f} ± {std} ({row['reached']}/{row['known']})"
+        cells = ", ".join(f"{seed}: {_outcome_cell(record)}" for seed, record in row["seeds"].items()) or "no runs"
+        mean = _mean_cell(row, decimals=1)
         speedup = "-" if row["speedup_vs_random"] is None else f"{row['speedup_vs_random']:.2f}"
         final = "-" if row["final_accuracy_mean"] is None else f"{row['final_accuracy_mean']:.3f} (n={row['finished']})"
         late = "-" if row["second_half_accuracy_mean"] is None else f"{row['second_half_accuracy_mean']:.3f}"
@@ -229,21 +232,6 @@ def to_markdown(table: dict[str, Any], target: float, command: str, smooth: int 
     return "\n".join(lines) + "\n"
 
 
-def _compact_seed_cell(record: dict[str, Any]) -> str:
-    if record["rounds_to_target"] is not None:
-        return str(record["rounds_to_target"])
-    return "never" if record["finished"] else f"not yet ({record['rounds_recorded']} rounds run)"
-
-
-def _compact_mean_cell(row: dict[str, Any]) -> str:
-    if row["known"] == 0:
-        return "-"
-    if row["rounds_mean"] is None:
-        return f"never ({row['reached']}/{row['known']})"
-    std = "-" if row["rounds_std"] is None else f"{row['rounds_std']:.0f}"
-    return f"{row['rounds_mean']:.0f} ± {std} ({row['reached']}/{row['known']})"
-
-
 def summary_markdown(raw: dict[str, Any], smoothed: dict[str, Any], smooth: int, target: float, command: str) -> str:
     """The headline table: per sampler, rounds to target on the raw curve and on a
     ``smooth``-round trailing mean (per seed, and mean ± std with seeds reached/known),
@@ -260,12 +248,12 @@ def summary_markdown(raw: dict[str, Any], smoothed: dict[str, Any], smooth: int,
     ]
     for sampler, row in raw.items():
         smooth_row = smoothed[sampler]
-        raw_seeds = ", ".join(_compact_seed_cell(r) for r in row["seeds"].values()) or "no runs"
-        smooth_seeds = ", ".join(_compact_seed_cell(r) for r in smooth_row["seeds"].values()) or "no runs"
+        raw_seeds = ", ".join(_outcome_cell(r) for r in row["seeds"].values()) or "no runs"
+        smooth_seeds = ", ".join(_outcome_cell(r) for r in smooth_row["seeds"].values()) or "no runs"
         paper = "-" if row["paper_rounds"] is None else str(row["paper_rounds"])
         lines.append(
-            f"| {DISPLAY_NAMES.get(sampler, sampler)} | {raw_seeds} | {_compact_mean_cell(row)} "
-            f"| {smooth_seeds} | {_compact_mean_cell(smooth_row)} | {paper} |"
+            f"| {DISPLAY_NAMES.get(sampler, sampler)} | {raw_seeds} | {_mean_cell(row, decimals=0)} "
+            f"| {smooth_seeds} | {_mean_cell(smooth_row, decimals=0)} | {paper} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -274,18 +262,19 @@ def write_tables(out: Path, samplers: list[str], seeds: list[int], target: float
     """Write ``paper_table.*``, ``paper_table_smooth<W>.*`` (when ``smooth`` > 1) and
     ``paper_summary.md`` into ``out``; return the summary (the raw table if ``smooth`` is 1)."""
     participation = participation_table(out, samplers, seeds)
-    tables = {}
+    tables, texts = {}, {}
     for window in sorted({1, smooth}):
         stem = "paper_table" if window == 1 else f"paper_table_smooth{window}"
         tables[window] = summarise(out, samplers, seeds, target, window)
-        (out / f"{stem}.json").write_text(json.dumps(tables[window], indent=1))
-        (out / f"{stem}.md").write_text(
+        texts[window] = (
             to_markdown(tables[window], target, command, window)
             + "\n## Share of selections per heterogeneity group\n\n"
             + participation
         )
+        (out / f"{stem}.json").write_text(json.dumps(tables[window], indent=1))
+        (out / f"{stem}.md").write_text(texts[window])
     if smooth == 1:
-        return (out / "paper_table.md").read_text()
+        return texts[1]
     summary = summary_markdown(tables[1], tables[smooth], smooth, target, command)
     (out / "paper_summary.md").write_text(summary)
     return summary
