@@ -22,7 +22,8 @@ from sklearn.metrics import adjusted_rand_score
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hics_selection_time import synthetic_reports  # noqa: E402
 
-from fedsim.selection.hics import estimate_entropy, hics_distance_matrix, ward_clusters  # noqa: E402
+from fedsim.selection.geometry import hics_distance_matrix  # noqa: E402
+from fedsim.selection.hics import estimate_entropy, ward_clusters  # noqa: E402
 from fedsim.selection.hics_scalable import hics_embedding, scalable_clusters  # noqa: E402
 
 

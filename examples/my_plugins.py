@@ -6,7 +6,8 @@
         ~sampler.proportional
 
 Neither needs any change to fedsim: a partitioner has ``split(labels, num_clients, rng)``,
-a sampler subclasses :class:`fedsim.selection.Sampler` and implements ``select``.
+a sampler subclasses :class:`fedsim.selection.Sampler` and implements ``choose`` (the base
+class's ``select`` hands it the sorted available ids and how many to pick).
 """
 
 from __future__ import annotations
@@ -42,9 +43,7 @@ class FirstKClassesPartitioner:
 class LargestClientsSampler(Sampler):
     """Always the K available clients with the most data (a deliberately naive baseline)."""
 
-    def select(
-        self, server_round: int, available: np.ndarray, num_to_select: int, probes: dict[int, ProbeReport]
-    ) -> list[int]:
+    def choose(self, server_round: int, available: np.ndarray, count: int, probes: dict[int, ProbeReport]) -> list[int]:
         """Sort available clients by size, largest first."""
         order = np.argsort(-self.client_sizes[available], kind="stable")
-        return [int(available[i]) for i in order[:num_to_select]]
+        return [int(available[i]) for i in order[:count]]

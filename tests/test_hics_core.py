@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import math
-import sys
-import types
 
 import numpy as np
 import pytest
 
 from fedsim.selection.base import ClientReport
+from fedsim.results.state import capture, restore_into
+from fedsim.selection.draws import draw_from_clusters
+from fedsim.selection.geometry import hics_distance_matrix
 from fedsim.selection.hics import (
     HiCSSampler,
     annealed_gamma,
     cluster_probabilities,
-    draw_from_clusters,
     estimate_entropy,
-    hics_distance_matrix,
     ward_clusters,
 )
 
@@ -85,8 +84,8 @@ def test_distance_is_angle_in_radians_plus_lambda_entropy_gap():
     assert D[0, 1] == pytest.approx(math.pi / 2 + 10 * 0.5)
     assert D[0, 2] == pytest.approx(math.pi + 10 * 1.5)
     assert D[1, 2] == pytest.approx(math.pi / 2 + 10 * 1.0)
-    # zero norm: the angle is 0, only the entropy gap remains
-    assert D[0, 3] == pytest.approx(10 * 0.5)
+    # zero norm: orthogonal to any direction (the geometry module's zero-update rule)
+    assert D[0, 3] == pytest.approx(math.pi / 2 + 10 * 0.5)
     assert D[3, 3] == 0.0
     np.testing.assert_allclose(D, D.T)
     np.testing.assert_array_equal(np.diag(D), 0.0)
@@ -197,14 +196,15 @@ def test_same_seed_same_selections():
     assert a != c
 
 
-def test_state_dict_resumes_the_same_stream():
+def test_checkpointed_state_resumes_the_same_stream():
     updates = skewed_population(10, 10)
     full = make_sampler(20, 5, seed=8)
     expected = run_rounds(full, updates, 12)
     first = make_sampler(20, 5, seed=8)
     head = run_rounds(first, updates, 6)
     resumed = make_sampler(20, 5, seed=999)
-    resumed.load_state_dict(first.state_dict())
+    tree, arrays = capture(first)
+    restore_into(resumed, tree, arrays)
     assert head + run_rounds(resumed, updates, 6, start=7) == expected
 
 
@@ -256,9 +256,7 @@ def fake_fraboni(monkeypatch):
         n = len(data_shares)
         return np.full((num_to_select, n), 1.0 / n)
 
-    module = types.ModuleType("fedsim.selection.clustered")
-    module.fraboni_distributions = fraboni_distributions
-    monkeypatch.setitem(sys.modules, "fedsim.selection.clustered", module)
+    monkeypatch.setattr("fedsim.selection.hics.fraboni_distributions", fraboni_distributions)
     return calls
 
 
@@ -285,7 +283,6 @@ def test_variance_fallback_switch(fake_fraboni):
 
 
 def test_variance_fallback_with_real_clustered_sampling():
-    pytest.importorskip("fedsim.selection.clustered")
     skewed = skewed_population(10, 10)
     sampler = make_sampler(20, 5, variance_fallback=True)
     for chosen in run_rounds(sampler, skewed, 10)[4:]:

@@ -7,7 +7,8 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from fedsim.selection.base import ClientReport
-from fedsim.selection.hics import HiCSSampler, estimate_entropy, hics_distance_matrix, ward_clusters
+from fedsim.selection.geometry import hics_distance_matrix
+from fedsim.selection.hics import HiCSSampler, estimate_entropy, ward_clusters
 from fedsim.selection.hics_scalable import hics_embedding, scalable_clusters, weighted_ward
 
 C = 10

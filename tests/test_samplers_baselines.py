@@ -7,13 +7,9 @@ import pytest
 from scipy.optimize import check_grad
 
 from fedsim.selection.base import ClientReport, ProbeReport, Sampler
-from fedsim.selection.clustered import ClusteredSampler, fraboni_distributions, update_angles
-from fedsim.selection.divfl import (
-    DivFLSampler,
-    facility_location_cost,
-    facility_location_greedy,
-    pairwise_distances,
-)
+from fedsim.selection.clustered import ClusteredSampler, fraboni_distributions
+from fedsim.selection.divfl import DivFLSampler, facility_location_cost, facility_location_greedy
+from fedsim.selection.geometry import angles_between, angles_from_gram, pairwise_distances
 from fedsim.selection.fedcor import FedCorSampler, condition_on, fedcor_greedy, gp_objective
 from fedsim.selection.powd import PowerOfChoiceSampler
 
@@ -169,12 +165,15 @@ def test_fraboni_distributions_separate_clusters() -> None:
 
 
 def test_update_angles() -> None:
-    g = np.array([[1.0, 0.0], [0.0, 2.0], [-3.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
-    angles = update_angles(g @ g.T)
-    np.testing.assert_allclose(angles[0, 1], np.pi / 2)
-    np.testing.assert_allclose(angles[0, 2], np.pi)
-    np.testing.assert_allclose(angles[3, 4], 0.0)  # two never-seen clients: identical
-    np.testing.assert_allclose(angles[0, 3], np.pi / 2)
+    g = np.array([[1.0, 0.0], [0.0, 2.0], [-3.0, 0.0], [0.0, 0.0], [0.0, 0.0], [2.0, 2.0]])
+    for angles in (angles_from_gram(g @ g.T), angles_between(g)):
+        np.testing.assert_allclose(angles[0, 1], np.pi / 2)
+        np.testing.assert_allclose(angles[0, 2], np.pi)
+        np.testing.assert_allclose(angles[3, 4], 0.0)  # two never-seen clients: identical
+        np.testing.assert_allclose(angles[0, 3], np.pi / 2)  # zero vs non-zero: orthogonal
+        np.testing.assert_allclose(angles[1, 5], np.pi / 4)  # norms 2 and 2.83: both divided out
+        np.testing.assert_allclose(angles[2, 5], 3 * np.pi / 4)
+        np.testing.assert_allclose(np.diag(angles), 0.0)
 
 
 # ---------------------------------------------------------------------- DivFL

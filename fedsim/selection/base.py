@@ -5,8 +5,8 @@ what it declares it needs through :class:`SamplerNeeds`:
 
 - nothing (uniform random);
 - candidate statistics before selection (Power-of-Choice: the loss of the current global
-  model on each candidate's data; DivFL ideal: also its full-batch gradient) via
-  :meth:`Sampler.probe_candidates`;
+  model on each candidate's data; DivFL ideal: also its full-batch gradient): the sampler
+  names the candidates in :meth:`Sampler.probe_candidates`;
 - the sampled clients' replies after training (HiCS-FL: the output-layer bias update;
   clustered sampling and DivFL: the full model update) via :meth:`Sampler.observe`.
 
@@ -26,7 +26,6 @@ import numpy as np
 class SamplerNeeds:
     """What a sampler needs from clients, so the strategy can provide it."""
 
-    probe_before_selection: bool = False
     probe_gradients: bool = False
     full_updates: bool = False
 
@@ -65,6 +64,11 @@ class Sampler(ABC):
     Lifecycle: :meth:`setup` once, then every round ``probe_candidates`` (optional) ->
     ``select`` -> (training) -> ``observe``. All randomness comes from the generator
     given to :meth:`setup`, so a seed fixes the whole selection stream.
+
+    A new method overrides :meth:`choose` (and, when it keeps state, :meth:`reset`,
+    :meth:`observe` and :meth:`learn_from_probes`); :meth:`select` is the fixed template
+    around it. Per-round internals go into :attr:`round_diagnostics`, which the run
+    records as ``sampler.jsonl``.
     """
 
     needs = SamplerNeeds()
@@ -76,12 +80,17 @@ class Sampler(ABC):
         num_rounds: int,
         rng: np.random.Generator,
     ) -> None:
-        """Receive the federation's shape and this sampler's random stream."""
+        """Receive the federation's shape and this sampler's random stream, then :meth:`reset`."""
         self.client_sizes = np.asarray(client_sizes, dtype=np.float64)
         self.num_clients = len(self.client_sizes)
         self.clients_per_round = int(clients_per_round)
         self.num_rounds = int(num_rounds)
         self.rng = rng
+        self.round_diagnostics: dict[str, Any] = {}
+        self.reset()
+
+    def reset(self) -> None:
+        """Allocate per-run state (called by :meth:`setup`; default: none)."""
 
     @property
     def data_shares(self) -> np.ndarray:
@@ -92,7 +101,6 @@ class Sampler(ABC):
         """Clients to probe (current-model loss) before selecting; none by default."""
         return []
 
-    @abstractmethod
     def select(
         self,
         server_round: int,
@@ -100,26 +108,35 @@ class Sampler(ABC):
         num_to_select: int,
         probes: dict[int, ProbeReport],
     ) -> list[int]:
-        """Return up to ``num_to_select`` distinct partition ids from ``available``."""
+        """Up to ``num_to_select`` distinct partition ids from ``available``.
+
+        The template every sampler shares: available ids sorted and deduplicated, the
+        probes handed to :meth:`learn_from_probes`, then :meth:`choose` asked for
+        ``min(num_to_select, len(available))`` clients (none when that is 0).
+        """
+        available = np.unique(np.asarray(available, dtype=np.int64))
+        count = min(int(num_to_select), len(available))
+        self.learn_from_probes(server_round, probes)
+        if count <= 0:
+            return []
+        return [int(k) for k in self.choose(server_round, available, count, probes)]
+
+    def learn_from_probes(self, server_round: int, probes: dict[int, ProbeReport]) -> None:
+        """Update state from this round's probe answers before choosing (default: ignore)."""
+
+    @abstractmethod
+    def choose(
+        self,
+        server_round: int,
+        available: np.ndarray,
+        count: int,
+        probes: dict[int, ProbeReport],
+    ) -> list[int]:
+        """Return ``count`` (>= 1, <= len(available)) distinct ids from sorted ``available``."""
 
     def observe(self, server_round: int, reports: list[ClientReport]) -> None:
         """Learn from the replies of the clients that trained this round (default: ignore)."""
 
     def diagnostics(self) -> dict[str, Any]:
-        """JSON-ready per-round internals for the run folder (default: none)."""
-        return {}
-
-
-def draw_without_replacement(
-    rng: np.random.Generator, candidates: np.ndarray, count: int, weights: np.ndarray | None = None
-) -> list[int]:
-    """Draw ``min(count, len(candidates))`` distinct candidates, optionally weighted."""
-    candidates = np.asarray(candidates)
-    count = min(int(count), len(candidates))
-    if count == 0:
-        return []
-    probs = None
-    if weights is not None:
-        weights = np.asarray(weights, dtype=np.float64)
-        probs = weights / weights.sum()
-    return [int(c) for c in rng.choice(candidates, size=count, replace=False, p=probs)]
+        """JSON-ready internals of the last selection, for the run folder."""
+        return dict(self.round_diagnostics)

@@ -6,19 +6,19 @@ from each of K sampling distributions built from the tree. Every client keeps it
 expected weight (``sum_j r_{j,k} = K p_k``), so the aggregate stays unbiased, but
 similar clients rarely come together, which lowers the variance of the aggregate.
 
-This module also holds :class:`LatestUpdates`, the store of each client's latest full
-model update (and its Gram matrix) shared with DivFL's "stale" variant.
+Angles follow the zero-update rule of :mod:`fedsim.selection.geometry`: a client not yet
+seen (zero update) is orthogonal to every seen one, so before updates arrive the tree
+groups the unseen clients together and the distributions keep every client's mass K p_k.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 
 from fedsim.selection.base import ClientReport, ProbeReport, Sampler, SamplerNeeds
+from fedsim.selection.updates import LatestUpdates
 
 _TOL = 1e-9
 
@@ -105,61 +105,6 @@ def fraboni_distributions(distance: np.ndarray, data_shares: np.ndarray, num_to_
     return r / r.sum(axis=1, keepdims=True)
 
 
-def update_angles(gram: np.ndarray) -> np.ndarray:
-    """Angles (radians) between updates from their Gram matrix.
-
-    Two never-seen (zero) updates count as identical (angle 0); a zero update and a
-    non-zero one as orthogonal (pi/2).
-    """
-    norms = np.sqrt(np.clip(np.diag(gram), 0.0, None))
-    zero = norms <= 0.0
-    safe = np.where(zero, 1.0, norms)
-    cos = gram / safe[:, None] / safe[None, :]
-    cos[zero, :] = 0.0
-    cos[:, zero] = 0.0
-    cos[np.ix_(zero, zero)] = 1.0
-    np.fill_diagonal(cos, 1.0)
-    return np.arccos(np.clip(cos, -1.0, 1.0))
-
-
-class LatestUpdates:
-    """Each client's latest full model update (zeros until seen) and their Gram matrix.
-
-    Updates are kept in float32 (N x |theta|); the Gram matrix is refreshed only for the
-    rows of clients that reported, so a round costs O(K N |theta|), not O(N^2 |theta|).
-    """
-
-    def __init__(self, num_clients: int) -> None:
-        self.num_clients = num_clients
-        self.updates: np.ndarray | None = None
-        self.gram = np.zeros((num_clients, num_clients))
-        self.seen = np.zeros(num_clients, dtype=bool)
-
-    def store(self, reports: list[ClientReport]) -> None:
-        """Keep the model updates of these reports (those without one are skipped)."""
-        changed = []
-        for report in reports:
-            if report.model_update is None:
-                continue
-            vec = np.asarray(report.model_update, dtype=np.float32).ravel()
-            if self.updates is None:
-                self.updates = np.zeros((self.num_clients, vec.size), dtype=np.float32)
-            self.updates[report.partition_id] = vec
-            self.seen[report.partition_id] = True
-            changed.append(report.partition_id)
-        if not changed:
-            return
-        rows = self.updates[changed].astype(np.float64) @ self.updates.T.astype(np.float64)
-        self.gram[changed, :] = rows
-        self.gram[:, changed] = rows.T
-
-    def distances(self, ids: np.ndarray) -> np.ndarray:
-        """Euclidean distances ||g_i - g_j|| among the given clients."""
-        g = self.gram[np.ix_(ids, ids)]
-        d = np.diag(g)
-        return np.sqrt(np.clip(d[:, None] + d[None, :] - 2.0 * g, 0.0, None))
-
-
 class ClusteredSampler(Sampler):
     """Clustered sampling, algorithm 2 (similarity = angle between latest full updates).
 
@@ -171,41 +116,21 @@ class ClusteredSampler(Sampler):
 
     needs = SamplerNeeds(full_updates=True)
 
-    def setup(self, client_sizes, clients_per_round, num_rounds, rng) -> None:  # type: ignore[override]
+    def reset(self) -> None:
         """Start with no updates (all zeros)."""
-        super().setup(client_sizes, clients_per_round, num_rounds, rng)
         self.store = LatestUpdates(self.num_clients)
-        self._last: dict[str, Any] = {}
 
-    def select(
-        self,
-        server_round: int,
-        available: np.ndarray,
-        num_to_select: int,
-        probes: dict[int, ProbeReport],
-    ) -> list[int]:
+    def choose(self, server_round: int, available: np.ndarray, count: int, probes: dict[int, ProbeReport]) -> list[int]:
         """One draw per distribution; the distinct clients drawn, in draw order."""
-        available = np.asarray(available, dtype=int)
-        k = min(int(num_to_select), len(available))
-        if k <= 0:
-            return []
         shares = self.client_sizes[available]
         # Before any update is seen all angles are 0 and the tree is arbitrary; the
         # distributions are still valid (every client keeps mass K p_k).
-        angles = update_angles(self.store.gram[np.ix_(available, available)])
-        r = fraboni_distributions(angles, shares, k)
+        r = fraboni_distributions(self.store.angles(available), shares, count)
         drawn = [int(available[self.rng.choice(len(available), p=row / row.sum())]) for row in r]
         selected = list(dict.fromkeys(drawn))
-        self._last = {"drawn": drawn, "distinct": len(selected)}
+        self.round_diagnostics = {"drawn": drawn, "distinct": len(selected)}
         return selected
 
     def observe(self, server_round: int, reports: list[ClientReport]) -> None:
         """Remember the full model updates of this round's clients."""
         self.store.store(reports)
-
-    def diagnostics(self) -> dict[str, Any]:
-        """The clients drawn last round (with repeats) and how many were distinct."""
-        return dict(self._last)
-
-
-__all__ = ["ClusteredSampler", "LatestUpdates", "fraboni_distributions", "update_angles"]

@@ -17,21 +17,14 @@ size ``max(K, subset_fraction * number of candidates)`` of the remaining candida
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
-from fedsim.selection.base import ClientReport, ProbeReport, Sampler, SamplerNeeds, draw_without_replacement
-from fedsim.selection.clustered import LatestUpdates
-
-
-def pairwise_distances(features: np.ndarray) -> np.ndarray:
-    """Euclidean distances between the rows of ``features`` (via the Gram matrix)."""
-    x = np.asarray(features, dtype=np.float64)
-    x = x.reshape(len(x), -1)
-    gram = x @ x.T
-    sq = np.diag(gram)
-    return np.sqrt(np.clip(sq[:, None] + sq[None, :] - 2.0 * gram, 0.0, None))
+from fedsim.selection.base import ClientReport, ProbeReport, Sampler, SamplerNeeds
+from fedsim.selection.draws import draw_without_replacement
+from fedsim.selection.geometry import pairwise_distances
+from fedsim.selection.updates import LatestUpdates
 
 
 def facility_location_cost(distances: np.ndarray, chosen: list[int]) -> float:
@@ -116,14 +109,12 @@ class DivFLSampler(Sampler):
         self.stochastic = bool(stochastic)
         self.subset_fraction = float(subset_fraction)
         if variant == "ideal":
-            self.needs = SamplerNeeds(probe_before_selection=True, probe_gradients=True)
+            self.needs = SamplerNeeds(probe_gradients=True)
         else:
             self.needs = SamplerNeeds(full_updates=True)
-        self._last: dict[str, Any] = {}
 
-    def setup(self, client_sizes, clients_per_round, num_rounds, rng) -> None:  # type: ignore[override]
+    def reset(self) -> None:
         """Start with no stored updates (stale variant)."""
-        super().setup(client_sizes, clients_per_round, num_rounds, rng)
         self.store = LatestUpdates(self.num_clients)
 
     def probe_candidates(self, server_round: int, available: np.ndarray) -> list[int]:
@@ -137,23 +128,14 @@ class DivFLSampler(Sampler):
             return None
         return max(k, int(self.subset_fraction * num_candidates))
 
-    def select(
-        self,
-        server_round: int,
-        available: np.ndarray,
-        num_to_select: int,
-        probes: dict[int, ProbeReport],
-    ) -> list[int]:
+    def choose(self, server_round: int, available: np.ndarray, count: int, probes: dict[int, ProbeReport]) -> list[int]:
         """Greedy facility location over the clients' gradients (or stale updates)."""
-        available = np.asarray(available, dtype=int)
-        k = min(int(num_to_select), len(available))
-        if k <= 0:
-            return []
+        k = count
         if self.variant == "ideal":
             avail = set(int(a) for a in available)
             ids = np.array(sorted(p for p, r in probes.items() if p in avail and r.gradient is not None), dtype=int)
             if len(ids) == 0:  # no gradient came back: nothing to cover, draw at random
-                self._last = {"fallback_random": True}
+                self.round_diagnostics = {"fallback_random": True}
                 return draw_without_replacement(self.rng, available, k, self.client_sizes[available])
             feats = np.stack([np.asarray(probes[int(p)].gradient, dtype=np.float64).ravel() for p in ids])
             picks = facility_location_greedy_from_distances(
@@ -167,14 +149,10 @@ class DivFLSampler(Sampler):
                 dist, k, self.rng, self._subset_size(len(available), k), candidates=available
             )
             chosen = [int(i) for i in picks]
-        self._last = {"fallback_random": False}
+        self.round_diagnostics = {"fallback_random": False}
         return chosen
 
     def observe(self, server_round: int, reports: list[ClientReport]) -> None:
         """Stale variant: keep the full model updates of this round's clients."""
         if self.variant == "stale":
             self.store.store(reports)
-
-    def diagnostics(self) -> dict[str, Any]:
-        """Whether the last round fell back to a random draw."""
-        return dict(self._last)

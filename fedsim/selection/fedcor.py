@@ -30,14 +30,15 @@ losses move together under unbiased participation.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 from scipy.optimize import minimize
 from threadpoolctl import threadpool_limits
 
-from fedsim.selection.base import ProbeReport, Sampler, SamplerNeeds, draw_without_replacement
+from fedsim.selection.base import ProbeReport, Sampler
+from fedsim.selection.draws import draw_without_replacement
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -160,8 +161,6 @@ class FedCorSampler(Sampler):
         L-BFGS-B iterations per fit (warm-started from the previous fit).
     """
 
-    needs = SamplerNeeds(probe_before_selection=True)
-
     def __init__(
         self,
         warmup_rounds: int = 25,
@@ -182,9 +181,8 @@ class FedCorSampler(Sampler):
         self.history_length = int(history_length)
         self.fit_iterations = int(fit_iterations)
 
-    def setup(self, client_sizes, clients_per_round, num_rounds, rng) -> None:  # type: ignore[override]
+    def reset(self) -> None:
         """Reset the loss history, the GP and the discounts."""
-        super().setup(client_sizes, clients_per_round, num_rounds, rng)
         n = self.num_clients
         self.beta = np.ones(n)
         self.losses: dict[int, np.ndarray] = {}  # round -> losses at its start (NaN: unknown)
@@ -194,7 +192,6 @@ class FedCorSampler(Sampler):
         )
         self.sigma: np.ndarray | None = None
         self._new_data = False
-        self._last: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ schedule
     def is_random_round(self, server_round: int) -> bool:
@@ -268,29 +265,18 @@ class FedCorSampler(Sampler):
                           "noise_var": float(np.exp(self._params[-1])), "num_vectors": len(self.history)}
 
     # ------------------------------------------------------------------ selection
-    def select(
-        self,
-        server_round: int,
-        available: np.ndarray,
-        num_to_select: int,
-        probes: dict[int, ProbeReport],
-    ) -> list[int]:
-        """Random in warm-up/refit rounds (or before any fit); greedy otherwise."""
-        available = np.asarray(available, dtype=int)
+    def learn_from_probes(self, server_round: int, probes: dict[int, ProbeReport]) -> None:
+        """Record the probed losses and refit the GP when new loss changes arrived."""
         self._record_losses(server_round, probes)
-        k = min(int(num_to_select), len(available))
         if self._new_data and server_round > self.warmup_rounds and len(self.history) >= 1:
             self.fit()
-        if k <= 0:
-            return []
-        if self.is_random_round(server_round) or self.sigma is None:
-            self._last = {"greedy": False}
-            return draw_without_replacement(self.rng, available, k, self.client_sizes[available])
-        chosen, _ = fedcor_greedy(self.sigma, self.data_shares, self.beta, k, candidates=available)
-        self.beta[chosen] *= self.beta_decay
-        self._last = {"greedy": True, **getattr(self, "_last_fit", {})}
-        return [int(c) for c in chosen]
 
-    def diagnostics(self) -> dict[str, Any]:
-        """Whether the last round was greedy, and the last GP fit's summary."""
-        return dict(self._last)
+    def choose(self, server_round: int, available: np.ndarray, count: int, probes: dict[int, ProbeReport]) -> list[int]:
+        """Random in warm-up/refit rounds (or before any fit); greedy otherwise."""
+        if self.is_random_round(server_round) or self.sigma is None:
+            self.round_diagnostics = {"greedy": False}
+            return draw_without_replacement(self.rng, available, count, self.client_sizes[available])
+        chosen, _ = fedcor_greedy(self.sigma, self.data_shares, self.beta, count, candidates=available)
+        self.beta[chosen] *= self.beta_decay
+        self.round_diagnostics = {"greedy": True, **getattr(self, "_last_fit", {})}
+        return [int(c) for c in chosen]

@@ -9,19 +9,23 @@ where ``gamma_t`` anneals to 0 (uniform over clusters) by the last round.
 
 The paper is the default; every difference in the authors' code (GitHub
 ``CityChan/HiCS-FL``) is a constructor switch, see ``conf/sampler/hics_reference.yaml``.
-Specification: ``shared/docs/hics-fl.md``.
+Specification, with every switch and its source: ``docs/hics-fl.md``.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
-from typing import Any
 
 import numpy as np
 from scipy.cluster.hierarchy import ClusterWarning
 from sklearn.cluster import AgglomerativeClustering
 
-from fedsim.selection.base import ClientReport, ProbeReport, Sampler, SamplerNeeds
+from fedsim.selection.base import ClientReport, ProbeReport, Sampler
+from fedsim.selection.clustered import fraboni_distributions
+from fedsim.selection.draws import draw_from_clusters, draw_one_per_row
+from fedsim.selection.geometry import hics_distance_matrix
+from fedsim.selection.hics_scalable import hics_embedding, scalable_clusters
 
 
 def estimate_entropy(updates: np.ndarray, temperature: float) -> np.ndarray | float:
@@ -36,25 +40,6 @@ def estimate_entropy(updates: np.ndarray, temperature: float) -> np.ndarray | fl
     log_p = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
     entropy = -(np.exp(log_p) * log_p).sum(axis=-1)
     return float(entropy) if entropy.ndim == 0 else entropy
-
-
-def hics_distance_matrix(directions: np.ndarray, entropies: np.ndarray, lam: float) -> np.ndarray:
-    """Dist(u, k) = arccos(clip(cos(d_u, d_k), -1, 1)) + lam * |H_u - H_k|, shape (N, N).
-
-    ``directions`` is (N, D): the vectors whose angle is measured (bias updates, or the
-    whole output layer). The angle is in radians and defined as 0 when either vector has
-    norm 0; the cosine is clipped because rounding can push parallel vectors past 1.
-    """
-    directions = np.asarray(directions, dtype=np.float64)
-    entropies = np.asarray(entropies, dtype=np.float64)
-    norms = np.linalg.norm(directions, axis=1)
-    nonzero = norms > 0
-    unit = np.zeros_like(directions)
-    unit[nonzero] = directions[nonzero] / norms[nonzero, None]
-    angle = np.arccos(np.clip(unit @ unit.T, -1.0, 1.0))
-    angle[~(nonzero[:, None] & nonzero[None, :])] = 0.0
-    np.fill_diagonal(angle, 0.0)
-    return angle + lam * np.abs(entropies[:, None] - entropies[None, :])
 
 
 def ward_clusters(distance: np.ndarray, num_clusters: int) -> np.ndarray:
@@ -83,60 +68,6 @@ def cluster_probabilities(mean_entropies: np.ndarray, gamma: float) -> np.ndarra
     z = gamma * np.asarray(mean_entropies, dtype=np.float64)
     e = np.exp(z - z.max())
     return e / e.sum()
-
-
-def draw_from_clusters(
-    rng: np.random.Generator,
-    labels: np.ndarray,
-    cluster_probs: np.ndarray,
-    count: int,
-    client_weights: np.ndarray | None = None,
-) -> list[int]:
-    """Draw ``min(count, len(labels))`` distinct positions into ``labels``.
-
-    Repeat: draw cluster m ~ pi (renormalised over clusters that still have an unpicked
-    client), then a client of m among the unpicked ones, with probability proportional to
-    ``client_weights`` (paper: data share p_k) or uniformly when it is None (authors'
-    code). The authors' code draws all K cluster labels first (re-drawing full clusters)
-    and then the clients; that is the same distribution, because which clusters are full
-    depends only on how many clients each has given, so one procedure serves both.
-    """
-    labels = np.asarray(labels)
-    weights = np.ones(len(labels)) if client_weights is None else np.asarray(client_weights, np.float64)
-    unpicked = np.ones(len(labels), dtype=bool)
-    picked: list[int] = []
-    for _ in range(min(int(count), len(labels))):
-        open_clusters = np.zeros(len(cluster_probs), dtype=bool)
-        open_clusters[labels[unpicked]] = True
-        probs = np.where(open_clusters, cluster_probs, 0.0)
-        m = rng.choice(len(probs), p=probs / probs.sum())
-        members = np.flatnonzero(unpicked & (labels == m))
-        k = int(rng.choice(members, p=weights[members] / weights[members].sum()))
-        unpicked[k] = False
-        picked.append(k)
-    return picked
-
-
-def draw_one_per_row(rng: np.random.Generator, distributions: np.ndarray) -> list[int]:
-    """One distinct client per row of a (K, N) Clustered-Sampling distribution matrix.
-
-    Fraboni's algorithm 2 may split a client over several rows; a client already drawn is
-    excluded from later rows (renormalised), and a row with no mass left falls back to
-    the remaining clients' total mass across rows (proportional to their data share).
-    """
-    distributions = np.asarray(distributions, dtype=np.float64)
-    unpicked = np.ones(distributions.shape[1], dtype=bool)
-    picked: list[int] = []
-    for row in distributions:
-        mass = np.where(unpicked, row, 0.0)
-        if mass.sum() <= 0:
-            mass = np.where(unpicked, distributions.sum(axis=0), 0.0)
-        if mass.sum() <= 0:
-            mass = unpicked.astype(np.float64)
-        k = int(rng.choice(len(mass), p=mass / mass.sum()))
-        unpicked[k] = False
-        picked.append(k)
-    return picked
 
 
 class HiCSSampler(Sampler):
@@ -175,8 +106,6 @@ class HiCSSampler(Sampler):
     Clustering and sampling then run over the available clients that have reported.
     """
 
-    needs = SamplerNeeds()
-
     def __init__(
         self,
         temperature: float = 0.0025,
@@ -204,6 +133,18 @@ class HiCSSampler(Sampler):
         for name, (value, allowed) in choices.items():
             if value not in allowed:
                 raise ValueError(f"HiCSSampler: {name}={value!r}, expected one of {allowed}")
+        for name, value, low in (("temperature", temperature, None), ("gamma0", gamma0, 0.0), ("lam", lam, 0.0)):
+            value = float(value)
+            if not math.isfinite(value) or (value <= 0 if low is None else value < low):
+                rule = "> 0" if low is None else f">= {low:g}"
+                raise ValueError(f"hics.{name}={value}: must be a finite number {rule}")
+        if num_clusters is not None and (isinstance(num_clusters, bool) or int(num_clusters) != num_clusters
+                                         or num_clusters < 1):
+            raise ValueError(f"hics.num_clusters={num_clusters}: must be a whole number >= 1 or null (= K)")
+        if not 0 < float(variance_threshold) < math.inf:
+            raise ValueError(f"variance_threshold={variance_threshold}: must be a finite number > 0")
+        if int(micro_clusters) < 1:
+            raise ValueError(f"micro_clusters={micro_clusters}: must be >= 1")
         self.temperature = float(temperature)
         self.gamma0 = float(gamma0)
         self.lam = float(lam)
@@ -224,19 +165,16 @@ class HiCSSampler(Sampler):
         self.mode = mode
         self.micro_clusters = int(micro_clusters)
 
-    def setup(
-        self,
-        client_sizes: np.ndarray,
-        clients_per_round: int,
-        num_rounds: int,
-        rng: np.random.Generator,
-    ) -> None:
+    def reset(self) -> None:
         """Allocate per-client state; the update arrays get their width at the first report."""
-        super().setup(client_sizes, clients_per_round, num_rounds, rng)
+        if self.num_clusters is not None and self.num_clusters > self.num_clients:
+            raise ValueError(
+                f"hics.num_clusters={self.num_clusters} exceeds the {self.num_clients} clients; "
+                f"set hics.num_clusters <= num_clients (or null for K)"
+            )
         self._reported = np.zeros(self.num_clients, dtype=bool)
         self._signal: np.ndarray | None = None  # (N, C): what the entropy is computed on
         self._direction: np.ndarray | None = None  # (N, D): what the angle is measured on
-        self._diag: dict[str, Any] = {}
         self._centroids: np.ndarray | None = None  # scalable mode: micro-centroids for warm start
 
     # ----------------------------------------------------------------- state
@@ -266,21 +204,13 @@ class HiCSSampler(Sampler):
             self._reported[k] = True
 
     # ------------------------------------------------------------- selection
-    def select(
-        self,
-        server_round: int,
-        available: np.ndarray,
-        num_to_select: int,
-        probes: dict[int, ProbeReport],
-    ) -> list[int]:
+    def choose(self, server_round: int, available: np.ndarray, count: int, probes: dict[int, ProbeReport]) -> list[int]:
         """Unreported available clients first, then the entropy-guided cluster draw."""
-        available = np.unique(np.asarray(available, dtype=np.int64))
-        count = min(int(num_to_select), len(available))
         entropies = self.entropies()
         entropy_list = entropies.tolist()  # vectorised: a per-client Python loop costs ~0.2 s at N = 100,000
         for k in np.flatnonzero(np.isnan(entropies)):
             entropy_list[k] = None
-        self._diag = {
+        self.round_diagnostics = {
             "entropy": entropy_list,
             "cluster": [None] * self.num_clients,
             "cluster_probabilities": [],
@@ -295,7 +225,7 @@ class HiCSSampler(Sampler):
         else:
             first = [int(k) for k in self.rng.choice(pending, size=min(count, len(pending)), replace=False)]
         if first:
-            self._diag["phase"] = "warmup"
+            self.round_diagnostics["phase"] = "warmup"
         candidates = available[self._reported[available]]
         rest = count - len(first)
         if rest == 0:
@@ -309,11 +239,10 @@ class HiCSSampler(Sampler):
         if count >= len(candidates):
             return [int(k) for k in candidates]
         variance = float(np.var(entropies))
-        self._diag["entropy_variance"] = variance
+        diag = self.round_diagnostics
+        diag["entropy_variance"] = variance
         num_clusters = self.num_clusters or self.clients_per_round
         if self.mode == "scalable":
-            from fedsim.selection.hics_scalable import hics_embedding, scalable_clusters
-
             embedding = hics_embedding(self._direction[candidates], entropies, self.lam)
             labels, self._centroids = scalable_clusters(
                 embedding, num_clusters, self.rng, self.lam, init=self._centroids, max_micro=self.micro_clusters
@@ -321,10 +250,8 @@ class HiCSSampler(Sampler):
         else:
             distance = hics_distance_matrix(self._direction[candidates], entropies, self.lam)
         if self.mode == "exact" and self.variance_fallback and variance >= self.variance_threshold:
-            from fedsim.selection.clustered import fraboni_distributions
-
-            if self._diag["phase"] != "warmup":
-                self._diag["phase"] = "fallback"
+            if diag["phase"] != "warmup":
+                diag["phase"] = "fallback"
             shares = self.client_sizes[candidates] / self.client_sizes[candidates].sum()
             rows = fraboni_distributions(distance, shares, count)
             return [int(candidates[i]) for i in draw_one_per_row(self.rng, rows)]
@@ -332,34 +259,10 @@ class HiCSSampler(Sampler):
         if self.mode == "exact":
             labels = ward_clusters(distance, num_clusters)
         mean_h = np.bincount(labels, weights=entropies) / np.bincount(labels)
-        probs = cluster_probabilities(mean_h, self._diag["gamma_t"])
+        probs = cluster_probabilities(mean_h, diag["gamma_t"])
         weights = self.client_sizes[candidates] if self.within_cluster == "data_size" else None
         cluster = np.full(self.num_clients, None, dtype=object)
         cluster[candidates] = labels.tolist()
-        self._diag["cluster"] = cluster.tolist()
-        self._diag["cluster_probabilities"] = probs.tolist()
+        diag["cluster"] = cluster.tolist()
+        diag["cluster_probabilities"] = probs.tolist()
         return [int(candidates[i]) for i in draw_from_clusters(self.rng, labels, probs, count, weights)]
-
-    # ----------------------------------------------------- records, checkpoints
-    def diagnostics(self) -> dict[str, Any]:
-        """The last selection: entropy and cluster per client (null if none), pi, gamma_t, phase."""
-        return dict(self._diag)
-
-    def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume: stored updates, who reported, the random stream."""
-        return {
-            "reported": self._reported.copy(),
-            "signal": None if self._signal is None else self._signal.copy(),
-            "direction": None if self._direction is None else self._direction.copy(),
-            "rng_state": self.rng.bit_generator.state,
-            "centroids": None if self._centroids is None else self._centroids.copy(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a :meth:`state_dict` (call after :meth:`setup`); accepts lists or arrays."""
-        self._reported = np.asarray(state["reported"], dtype=bool)
-        self._signal = None if state["signal"] is None else np.asarray(state["signal"], dtype=np.float64)
-        self._direction = None if state["direction"] is None else np.asarray(state["direction"], dtype=np.float64)
-        self.rng.bit_generator.state = state["rng_state"]
-        centroids = state.get("centroids")
-        self._centroids = None if centroids is None else np.asarray(centroids, dtype=np.float64)

@@ -7,9 +7,9 @@ memory and about O(N^3) time. This module approximates the same clustering in tw
 1. Micro-clusters. Each client becomes a point of a small embedding whose Euclidean
    geometry follows the HiCS distance: the unit direction of its update (the chord
    ``||u - v|| = 2 sin(theta / 2)`` tracks the angle theta) next to ``lam * H_hat``.
-   A seeded k-means (k-means++ on a subsample, then Lloyd passes over everyone, or
-   warm-started from the previous round's centroids) groups the N clients into
-   ``m <= max_micro`` micro-clusters. Cost O(N m (D + 1)) time, O(N) extra memory.
+   Seeded k-means (scikit-learn's ``KMeans``: k-means++, or warm-started from the previous
+   round's centroids) groups the N clients into ``m <= max_micro`` micro-clusters.
+   Cost O(N m (D + 1)) per pass, O(N) extra memory.
 2. Ward on the micro-clusters. Micro-cluster a with n_a members is treated as n_a copies
    of its centroid, so a client's row of the exact distance matrix is approximated by the
    weighted profile ``[sqrt(n_b) * Dist(c_a, c_b)]_b``, whose squared Euclidean distances
@@ -25,9 +25,9 @@ tie-breaking). Per-client server state stays the stored update, O(C) floats.
 from __future__ import annotations
 
 import numpy as np
-from scipy.spatial import cKDTree
+from sklearn.cluster import KMeans
 
-from fedsim.selection.hics import hics_distance_matrix
+from fedsim.selection.geometry import hics_distance_matrix, squared_distances_from_gram, unit_rows
 
 def hics_embedding(directions: np.ndarray, entropies: np.ndarray, lam: float) -> np.ndarray:
     """Points (N, D + 1) whose Euclidean geometry follows the HiCS distance.
@@ -36,45 +36,7 @@ def hics_embedding(directions: np.ndarray, entropies: np.ndarray, lam: float) ->
     whose chord distance ``2 sin(theta / 2)`` is close to the angle theta for small
     angles; the last column is ``lam * H_hat``, so ``lam * |H_u - H_k|`` is its gap.
     """
-    directions = np.asarray(directions, dtype=np.float64)
-    norms = np.linalg.norm(directions, axis=1, keepdims=True)
-    unit = np.divide(directions, norms, out=np.zeros_like(directions), where=norms > 0)
-    return np.hstack([unit, lam * np.asarray(entropies, dtype=np.float64)[:, None]])
-
-
-def _assign(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    """Index of the nearest centroid per point (k-d tree on the centroids: no N x m array)."""
-    return cKDTree(centroids).query(points, k=1)[1].astype(np.int64)
-
-
-def _update(points: np.ndarray, labels: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    """Lloyd's mean step; an emptied centroid keeps its old position."""
-    counts = np.bincount(labels, minlength=len(centroids)).astype(np.float64)
-    sums = np.zeros_like(centroids)
-    _scatter_sum(sums, labels, points)
-    filled = counts > 0
-    new = centroids.copy()
-    new[filled] = sums[filled] / counts[filled, None]
-    return new
-
-
-def _scatter_sum(sums: np.ndarray, labels: np.ndarray, points: np.ndarray) -> None:
-    """sums[labels[i]] += points[i], one bincount per column (fast for large N)."""
-    for j in range(points.shape[1]):
-        sums[:, j] = np.bincount(labels, weights=points[:, j], minlength=len(sums))
-
-
-def kmeans_plus_plus(points: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
-    """k-means++ seeding (D^2 sampling, one candidate per step) of ``count`` centroids."""
-    n = len(points)
-    chosen = np.empty(count, dtype=np.int64)
-    chosen[0] = rng.integers(n)
-    closest = ((points - points[chosen[0]]) ** 2).sum(axis=1)
-    for i in range(1, count):
-        total = closest.sum()
-        chosen[i] = rng.choice(n, p=closest / total) if total > 0 else rng.integers(n)
-        closest = np.minimum(closest, ((points - points[chosen[i]]) ** 2).sum(axis=1))
-    return points[chosen].copy()
+    return np.hstack([unit_rows(directions), lam * np.asarray(entropies, dtype=np.float64)[:, None]])
 
 
 def micro_clusters(
@@ -82,35 +44,29 @@ def micro_clusters(
     num_micro: int,
     rng: np.random.Generator,
     init: np.ndarray | None = None,
-    passes: int = 1,
-    sample_factor: int = 4,
-    sample_passes: int = 5,
+    max_iter: int = 20,
 ) -> tuple[np.ndarray, np.ndarray]:
     """k-means of ``embedding`` into ``num_micro`` groups: (labels (N,), centroids (m, D+1)).
 
-    Without a usable ``init`` (same shape), centroids are seeded by k-means++ on a random
-    subsample of ``sample_factor * num_micro`` points and refined by ``sample_passes``
-    Lloyd passes there; then ``passes`` Lloyd passes run over all points (with ``init``:
-    warm start from it, same passes). Assignment uses a k-d tree, O(N log m) per pass.
-    All randomness comes from ``rng``. With ``num_micro >= N`` every point is its own group.
+    scikit-learn's ``KMeans`` (one run, at most ``max_iter`` Lloyd passes), seeded by
+    k-means++ or, with a usable ``init`` (same shape: last round's centroids), warm-started
+    from it. Its random state is drawn from ``rng``, so the sampler's stream fixes the
+    result. With ``num_micro >= N`` every point is its own group.
     """
     points = np.asarray(embedding, dtype=np.float64)
     n = len(points)
     if num_micro >= n:
         return np.arange(n), points.copy()
-    if init is None or np.shape(init) != (num_micro, points.shape[1]):
-        size = min(n, sample_factor * num_micro)
-        sample = points[rng.choice(n, size=size, replace=False)]
-        centroids = kmeans_plus_plus(sample, num_micro, rng)
-        for _ in range(sample_passes):
-            centroids = _update(sample, _assign(sample, centroids), centroids)
-    else:
-        centroids = np.asarray(init, dtype=np.float64).copy()
-    labels = _assign(points, centroids)
-    for _ in range(passes):
-        centroids = _update(points, labels, centroids)
-        labels = _assign(points, centroids)
-    return labels, _update(points, labels, centroids)
+    warm = init is not None and np.shape(init) == (num_micro, points.shape[1])
+    model = KMeans(
+        n_clusters=num_micro,
+        init=np.asarray(init, dtype=np.float64) if warm else "k-means++",
+        n_init=1,
+        max_iter=max_iter,
+        random_state=int(rng.integers(2**31 - 1)),
+    )
+    labels = model.fit_predict(points)
+    return labels.astype(np.int64), model.cluster_centers_
 
 
 def weighted_ward(features: np.ndarray, weights: np.ndarray, num_clusters: int) -> np.ndarray:
@@ -126,8 +82,7 @@ def weighted_ward(features: np.ndarray, weights: np.ndarray, num_clusters: int) 
     m = len(x)
     if num_clusters >= m:
         return np.arange(m)
-    sq = (x * x).sum(axis=1)
-    d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * x @ x.T, 0.0)
+    d2 = squared_distances_from_gram(x @ x.T)
     d2 *= 2.0 * w[:, None] * w[None, :] / (w[:, None] + w[None, :])
     np.fill_diagonal(d2, np.inf)
     active = np.ones(m, dtype=bool)

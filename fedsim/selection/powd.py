@@ -10,11 +10,10 @@ code uses d = 2K. Round 1 is random (proportional to data share), without probes
 from __future__ import annotations
 
 import math
-from typing import Any
-
 import numpy as np
 
-from fedsim.selection.base import ProbeReport, Sampler, SamplerNeeds, draw_without_replacement
+from fedsim.selection.base import ProbeReport, Sampler
+from fedsim.selection.draws import draw_without_replacement
 
 
 class PowerOfChoiceSampler(Sampler):
@@ -32,8 +31,6 @@ class PowerOfChoiceSampler(Sampler):
     random draw of round 1 rather than training nobody).
     """
 
-    needs = SamplerNeeds(probe_before_selection=True)
-
     def __init__(self, d: int | None = None, d_factor: float | None = None) -> None:
         if d is not None and d_factor is not None:
             raise ValueError("give d or d_factor, not both")
@@ -43,7 +40,6 @@ class PowerOfChoiceSampler(Sampler):
             raise ValueError("d_factor must be > 0")
         self.d = d
         self.d_factor = d_factor
-        self._last: dict[str, Any] = {}
 
     def num_candidates(self, num_available: int) -> int:
         """d for this round, at least K and at most the number of available clients."""
@@ -65,27 +61,16 @@ class PowerOfChoiceSampler(Sampler):
             return [int(c) for c in available]
         return draw_without_replacement(self.rng, available, d, self.client_sizes[available])
 
-    def select(
-        self,
-        server_round: int,
-        available: np.ndarray,
-        num_to_select: int,
-        probes: dict[int, ProbeReport],
-    ) -> list[int]:
-        """The ``num_to_select`` probed available candidates with the highest loss."""
-        available = np.asarray(available, dtype=int)
+    def choose(self, server_round: int, available: np.ndarray, count: int, probes: dict[int, ProbeReport]) -> list[int]:
+        """The ``count`` probed available candidates with the highest loss."""
         avail = set(int(a) for a in available)
         candidates = [pid for pid in probes if pid in avail and np.isfinite(probes[pid].loss)]
         if server_round <= 1 or not probes:
-            chosen = draw_without_replacement(self.rng, available, num_to_select, self.client_sizes[available])
-            self._last = {"random_round": True}
+            chosen = draw_without_replacement(self.rng, available, count, self.client_sizes[available])
+            self.round_diagnostics = {"random_round": True}
             return chosen
         # Highest loss first; ties keep the (random) candidate order.
         ranked = sorted(candidates, key=lambda pid: -probes[pid].loss)
-        chosen = [int(pid) for pid in ranked[: int(num_to_select)]]
-        self._last = {"random_round": False, "num_candidates": len(candidates)}
+        chosen = [int(pid) for pid in ranked[:count]]
+        self.round_diagnostics = {"random_round": False, "num_candidates": len(candidates)}
         return chosen
-
-    def diagnostics(self) -> dict[str, Any]:
-        """Whether the last round was random and how many candidates answered."""
-        return dict(self._last)

@@ -1,0 +1,82 @@
+"""Random draws of distinct clients, shared by the samplers.
+
+- :func:`draw_without_replacement`: K distinct clients, uniformly or by weight (random,
+  pow-d's candidates, warm-up and fallback rounds);
+- :func:`draw_from_clusters`: a cluster by its probability, then a client inside it
+  (HiCS-FL);
+- :func:`draw_one_per_row`: one distinct client per row of a (K, N) distribution matrix
+  (HiCS-FL's fallback to clustered sampling, as in the authors' code).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def draw_without_replacement(
+    rng: np.random.Generator, candidates: np.ndarray, count: int, weights: np.ndarray | None = None
+) -> list[int]:
+    """Draw ``min(count, len(candidates))`` distinct candidates, optionally weighted."""
+    candidates = np.asarray(candidates)
+    count = min(int(count), len(candidates))
+    if count == 0:
+        return []
+    probs = None
+    if weights is not None:
+        weights = np.asarray(weights, dtype=np.float64)
+        probs = weights / weights.sum()
+    return [int(c) for c in rng.choice(candidates, size=count, replace=False, p=probs)]
+
+
+def draw_from_clusters(
+    rng: np.random.Generator,
+    labels: np.ndarray,
+    cluster_probs: np.ndarray,
+    count: int,
+    client_weights: np.ndarray | None = None,
+) -> list[int]:
+    """Draw ``min(count, len(labels))`` distinct positions into ``labels``.
+
+    Repeat: draw cluster m ~ pi (renormalised over clusters that still have an unpicked
+    client), then a client of m among the unpicked ones, with probability proportional to
+    ``client_weights`` (paper: data share p_k) or uniformly when it is None (authors'
+    code). The authors' code draws all K cluster labels first (re-drawing full clusters)
+    and then the clients; that is the same distribution, because which clusters are full
+    depends only on how many clients each has given, so one procedure serves both.
+    """
+    labels = np.asarray(labels)
+    weights = np.ones(len(labels)) if client_weights is None else np.asarray(client_weights, np.float64)
+    unpicked = np.ones(len(labels), dtype=bool)
+    picked: list[int] = []
+    for _ in range(min(int(count), len(labels))):
+        open_clusters = np.zeros(len(cluster_probs), dtype=bool)
+        open_clusters[labels[unpicked]] = True
+        probs = np.where(open_clusters, cluster_probs, 0.0)
+        m = rng.choice(len(probs), p=probs / probs.sum())
+        members = np.flatnonzero(unpicked & (labels == m))
+        k = int(rng.choice(members, p=weights[members] / weights[members].sum()))
+        unpicked[k] = False
+        picked.append(k)
+    return picked
+
+
+def draw_one_per_row(rng: np.random.Generator, distributions: np.ndarray) -> list[int]:
+    """One distinct client per row of a (K, N) Clustered-Sampling distribution matrix.
+
+    Fraboni's algorithm 2 may split a client over several rows; a client already drawn is
+    excluded from later rows (renormalised), and a row with no mass left falls back to
+    the remaining clients' total mass across rows (proportional to their data share).
+    """
+    distributions = np.asarray(distributions, dtype=np.float64)
+    unpicked = np.ones(distributions.shape[1], dtype=bool)
+    picked: list[int] = []
+    for row in distributions:
+        mass = np.where(unpicked, row, 0.0)
+        if mass.sum() <= 0:
+            mass = np.where(unpicked, distributions.sum(axis=0), 0.0)
+        if mass.sum() <= 0:
+            mass = unpicked.astype(np.float64)
+        k = int(rng.choice(len(mass), p=mass / mass.sum()))
+        unpicked[k] = False
+        picked.append(k)
+    return picked
