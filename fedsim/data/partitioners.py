@@ -60,9 +60,22 @@ def check_partitioning(partitioning: Partitioning, num_examples: int, num_client
         raise ConfigError("partitioner: produced an index outside the training set")
 
 
-def _check_alpha(alpha: float, setting: str = "partitioner.alpha") -> None:
-    if not alpha > 0:
-        raise ConfigError(f"{setting}={alpha}: must be > 0 (e.g. 0.1 for strong label skew)")
+def _check_alpha(alpha: Any, setting: str = "partitioner.alpha", entry: bool = False) -> float:
+    """The one range rule for a Dirichlet concentration: a finite number > 0.
+
+    Each partitioner constructor that takes an alpha calls this (nothing else checks it).
+    ``entry=True`` words the message for one value of a list setting
+    (``partitioner.alphas: -1 must be ...``), otherwise ``partitioner.alpha=-1: must be ...``.
+    Returns the value as a float.
+    """
+    head = f"{setting}: {alpha!s}" if entry else f"{setting}={alpha!s}:"
+    try:
+        value = float(alpha)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if isinstance(alpha, bool) or not (np.isfinite(value) and value > 0):
+        raise ConfigError(f"{head} must be a finite number > 0 (e.g. 0.1 for strong label skew)")
+    return value
 
 
 class IidPartitioner:
@@ -83,16 +96,28 @@ def dirichlet_split(
     min_size_fraction: float = 0.0,
     max_tries: int = 1000,
     min_size: int = 10,
+    setting: str = "partitioner.alpha",
+    underflow: str = "uniform",
 ) -> list[np.ndarray]:
     """Class-wise Dirichlet(alpha) label skew, NIID-Bench style.
 
     For each class, proportions over clients are drawn from Dirichlet(alpha); a client
-    already holding more than the average share gets no more (the NIID-Bench balance
+    already holding at least the average share gets no more (the NIID-Bench balance
     rule). The draw is repeated until every client holds at least ``min_size`` examples
     (NIID-Bench: 10) and ``min_size_fraction`` x the average size (the HiCS-FL authors'
     code: 0.2), and always at least one.
+
+    With a tiny alpha the Dirichlet proportions of most clients are exactly 0 in floating
+    point, so all the mass can land on clients the balance rule has closed. ``underflow``
+    says what happens then: ``"uniform"`` spreads the class evenly over the open clients
+    (fedsim's first rule, kept so earlier partitions reproduce); ``"redraw"`` draws
+    Dirichlet(alpha) over the open clients only, which is the distribution that masking
+    and renormalising stands for, without the underflow (a tiny alpha then still gives
+    the class to one client, as in the HiCS-FL authors' code).
+
+    ``alpha`` is not range-checked here: the partitioner constructors own that rule
+    (:func:`_check_alpha`). ``setting`` names the alpha in the error message.
     """
-    _check_alpha(alpha)
     n = len(labels)
     min_size = max(1, min(int(min_size), n // num_clients), int(min_size_fraction * n / num_clients))
     classes = np.unique(labels)
@@ -106,7 +131,11 @@ def dirichlet_split(
             props = np.where(sizes < n / num_clients, props, 0.0)
             if not np.isfinite(props).all() or props.sum() <= 0:
                 eligible = sizes < n / num_clients
-                props = eligible / max(eligible.sum(), 1)
+                if underflow == "redraw" and eligible.any():
+                    props = np.zeros(num_clients)
+                    props[eligible] = rng.dirichlet(np.full(int(eligible.sum()), alpha))
+                else:
+                    props = eligible / max(eligible.sum(), 1)
             props = props / props.sum()
             cuts = (np.cumsum(props) * len(members)).astype(int)[:-1]
             for client, part in enumerate(np.split(members, cuts)):
@@ -115,7 +144,7 @@ def dirichlet_split(
         if sizes.min() >= min_size:
             return [np.sort(np.concatenate(b)) for b in buckets]
     raise ConfigError(
-        f"partitioner.alpha={alpha}: could not give each of {num_clients} clients at least "
+        f"{setting}={alpha}: could not give each of {num_clients} clients at least "
         f"{min_size} examples in {max_tries} draws; use fewer clients, a larger alpha or a "
         f"smaller partitioner.min_size / partitioner.min_size_fraction"
     )
@@ -125,8 +154,7 @@ class DirichletPartitioner:
     """Label skew: per-class Dirichlet(alpha) proportions (smaller alpha = more skew)."""
 
     def __init__(self, alpha: float = 0.5, min_size: int = 10, min_size_fraction: float = 0.0) -> None:
-        _check_alpha(alpha)
-        self.alpha = alpha
+        self.alpha = _check_alpha(alpha)
         self.min_size = min_size
         self.min_size_fraction = min_size_fraction
 
@@ -138,38 +166,84 @@ class DirichletPartitioner:
 
 
 class GroupsPartitioner:
-    """The HiCS-FL paper's mixed-heterogeneity setting.
+    """The HiCS-FL paper's mixed-heterogeneity setting: one client group per alpha.
 
-    The training set is split into as many equal random parts as there are ``alphas``;
-    part g is dealt by Dirichlet(alphas[g]) to its share of the clients, who form
-    heterogeneity group g (recorded in ``Partitioning.groups``).
+    The training set is cut into as many parts as there are ``alphas``; part g is dealt
+    by class-wise Dirichlet(alphas[g]) (:func:`dirichlet_split`, with the balance rule and
+    the re-draw until every client holds ``min_size_fraction`` x the part's average size)
+    to the g-th block of clients, who form heterogeneity group g (recorded in
+    ``Partitioning.groups``). Clients are numbered group by group.
+
+    ``split`` chooses how the parts are cut:
+
+    - ``"stratified"`` (default; the HiCS-FL authors' code, ``partition_data_various_alpha``):
+      the examples of each class are shuffled and cut into ``len(alphas)`` consecutive
+      near-equal blocks, and part g takes block g of every class, so every part holds
+      the same share of every class (up to one example per class; the authors' code
+      drops that remainder, which is empty on Fashion-MNIST and CIFAR-10). Each part is
+      dealt with ``dirichlet_split(..., underflow="redraw")``: when the Dirichlet mass of
+      a class underflows onto clients that are already full, the class is re-dealt by
+      Dirichlet(alpha) over the open clients, so a tiny alpha still gives it to one
+      client. With alphas .001/.002/.005 on Fashion-MNIST nearly every client of those
+      groups then holds exactly one class.
+    - ``"random"``: the parts are equal random (not class-stratified) slices of a
+      shuffled training set, so their class counts vary and a low-alpha client can pick
+      up a second class. This is fedsim's earlier behaviour, kept exactly (same random
+      stream, and ``underflow="uniform"``: a class whose mass underflows is spread
+      evenly over the open clients) so runs made before the switch reproduce with
+      ``partitioner.split=random``.
     """
 
-    def __init__(self, alphas: Sequence[float], min_size_fraction: float = 0.2) -> None:
+    SPLITS = ("stratified", "random")
+
+    def __init__(
+        self, alphas: Sequence[float], min_size_fraction: float = 0.2, split: str = "stratified"
+    ) -> None:
+        if isinstance(alphas, (str, bytes)) or not hasattr(alphas, "__len__"):
+            raise ConfigError(f"partitioner.alphas: {alphas!s} is not a list; give one alpha per group, e.g. [0.001,0.5]")
         if len(alphas) == 0:
             raise ConfigError("partitioner.alphas: give at least one alpha, e.g. [0.001,0.5]")
-        for alpha in alphas:
-            _check_alpha(float(alpha), "partitioner.alphas")
-        self.alphas = [float(a) for a in alphas]
+        self.alphas = [_check_alpha(alpha, "partitioner.alphas", entry=True) for alpha in alphas]
+        if split not in self.SPLITS:
+            raise ConfigError(f"partitioner.split={split}: expected one of {', '.join(self.SPLITS)}")
+        self.split_mode = split
         self.min_size_fraction = min_size_fraction
 
     def split(self, labels: np.ndarray, num_clients: int, rng: np.random.Generator) -> Partitioning:
-        """Split into groups, then deal each group's part by its own alpha."""
+        """Cut into parts (stratified or random), then deal each part by its own alpha."""
         num_groups = len(self.alphas)
         if num_clients < num_groups:
             raise ConfigError(
                 f"num_clients={num_clients}: the groups partitioner needs at least one client "
                 f"per alpha ({num_groups})"
             )
-        parts = np.array_split(rng.permutation(len(labels)), num_groups)
+        if self.split_mode == "stratified":
+            parts = _stratified_parts(labels, num_groups, rng)
+            underflow = "redraw"
+        else:
+            parts = np.array_split(rng.permutation(len(labels)), num_groups)
+            underflow = "uniform"
         client_blocks = np.array_split(np.arange(num_clients), num_groups)
         indices: list[np.ndarray] = []
         groups = np.empty(num_clients, dtype=np.int64)
         for g, (part, block) in enumerate(zip(parts, client_blocks)):
-            local = dirichlet_split(labels[part], len(block), self.alphas[g], rng, self.min_size_fraction, min_size=1)
+            local = dirichlet_split(
+                labels[part], len(block), self.alphas[g], rng, self.min_size_fraction, min_size=1,
+                setting=f"partitioner.alphas[{g}]", underflow=underflow,
+            )
             indices.extend(np.sort(part[idx]) for idx in local)
             groups[block] = g
         return Partitioning(indices, groups)
+
+
+def _stratified_parts(labels: np.ndarray, num_parts: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Part g = block g of every class (each class shuffled, then cut into near-equal blocks)."""
+    pieces: list[list[np.ndarray]] = [[] for _ in range(num_parts)]
+    for c in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == c))
+        for g, block in enumerate(np.array_split(members, num_parts)):
+            pieces[g].append(block)
+    return [np.sort(np.concatenate(p)) for p in pieces]
 
 
 class ShardsPartitioner:
