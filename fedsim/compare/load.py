@@ -1,0 +1,283 @@
+"""Load run folders once into two pandas tables.
+
+- ``rounds``: one row per (run, round), tidy: ``run, sampler, setting, seed, finished, round``
+  followed by every key of the run's ``metrics.jsonl`` rows (``accuracy``, ``loss``,
+  ``selected``, ``per_class_accuracy`` when recorded, ...).
+- ``runs``: one row per run: ``run, dir, sampler, sampler_class, setting, seed, finished,
+  rounds_recorded, num_rounds, groups`` (client -> heterogeneity group, from
+  ``partition.json``), ``alphas`` (group -> Dirichlet alpha, from ``partitioner.alphas``),
+  ``wall_seconds``.
+
+A run is a folder holding ``metrics.jsonl``; it is *finished* when it also holds
+``summary.json``. Unfinished runs stay in both tables with ``finished=False`` so reports can
+list them; :meth:`Study.finished` is what the metrics use.
+
+Labels:
+- ``sampler``: ``summary.json``'s ``sampler`` when it is a config name (``hics``,
+  ``divfl_stale``); for older folders whose summary holds a class name, the Hydra choice in
+  ``.hydra/hydra.yaml``, else a short form of the class (``HiCSSampler`` -> ``hics``). When
+  runs of one setting share a label but differ in sampler settings, those settings are
+  appended, e.g. ``hics[estimator=weight_rows]``.
+- ``setting``: dataset, partitioner with its parameters, N and K (e.g. ``fmnist
+  groups[alphas=0.001,0.2; min_size_fraction=0.2] N=50 K=5``), plus any other config key
+  that differs between the loaded runs (except seed, sampler, engine, progress and the
+  ``hics`` block, which only feeds the sampler), e.g. ``... [train.lr=0.01]``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+import yaml
+
+_SAMPLER_SHORT = {
+    "HiCSSampler": "hics",
+    "RandomSampler": "random",
+    "PowerOfChoiceSampler": "powd",
+    "DivFLSampler": "divfl",
+    "FedCorSampler": "fedcor",
+    "ClusteredSampler": "clustered",
+}
+# config keys (dotted prefixes) that never split runs into settings
+_NOT_SETTING = ("seed", "sampler", "engine", "progress", "hics", "dataset", "partitioner",
+                "num_clients", "clients_per_round")
+ID_COLUMNS = ["run", "sampler", "setting", "seed", "finished"]
+
+
+@dataclass
+class Study:
+    """The loaded runs: ``runs`` (one row per run) and ``rounds`` (one row per run x round)."""
+
+    runs: pd.DataFrame
+    rounds: pd.DataFrame
+
+    def finished(self) -> "Study":
+        """Only the finished runs (``summary.json`` present)."""
+        keep = self.runs[self.runs["finished"].astype(bool)]
+        return Study(keep.reset_index(drop=True), self.rounds[self.rounds["run"].isin(keep["run"])].reset_index(drop=True))
+
+    @property
+    def unfinished(self) -> pd.DataFrame:
+        """Runs without ``summary.json``: run, sampler, setting, seed, rounds recorded."""
+        cols = ["run", "sampler", "setting", "seed", "rounds_recorded"]
+        return self.runs.loc[~self.runs["finished"].astype(bool), cols].reset_index(drop=True)
+
+
+def find_runs(paths: Sequence[str | Path]) -> list[Path]:
+    """Every folder at or under ``paths`` that holds ``metrics.jsonl`` (sorted, unique)."""
+    found: set[Path] = set()
+    for path in map(Path, paths):
+        if (path / "metrics.jsonl").is_file():
+            found.add(path.resolve())
+        if path.is_dir():
+            found.update(p.parent.resolve() for p in path.rglob("metrics.jsonl"))
+    return sorted(found)
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """``metrics.jsonl`` rows, skipping a torn last line."""
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    data = yaml.safe_load(path.read_text())
+    return data if isinstance(data, dict) else {}
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _hydra_sampler_choice(run_dir: Path) -> str | None:
+    try:
+        data = yaml.safe_load((run_dir / ".hydra" / "hydra.yaml").read_text())
+        choice = data["hydra"]["runtime"]["choices"]["sampler"]
+    except Exception:  # noqa: BLE001 - missing or odd hydra.yaml only loses the nicer name
+        return None
+    return str(choice) if choice else None
+
+
+def _short(target: str, suffix: str) -> str:
+    name = str(target).rsplit(".", 1)[-1]
+    if name.endswith(suffix) and name != suffix:
+        name = name[: -len(suffix)]
+    return name.lower()
+
+
+def _looks_like_class(name: str) -> bool:
+    return name[:1].isupper() or name.endswith("Sampler")
+
+
+def sampler_class(config: dict[str, Any], summary: dict[str, Any] | None) -> str:
+    """The sampler's class name from the config's ``_target_`` (else an old summary's ``sampler``)."""
+    target = str((config.get("sampler") or {}).get("_target_", ""))
+    if target:
+        return target.rsplit(".", 1)[-1]
+    name = str((summary or {}).get("sampler") or "")
+    return name if _looks_like_class(name) else "unknown"
+
+
+def sampler_label(config: dict[str, Any], summary: dict[str, Any] | None, hydra_choice: str | None) -> str:
+    """Config name of the sampler: summary's ``sampler`` if it is one, else the Hydra choice,
+    else a short form of the class name."""
+    name = str((summary or {}).get("sampler") or "")
+    if name and not _looks_like_class(name):
+        return name
+    if hydra_choice:
+        return hydra_choice
+    cls = sampler_class(config, summary)
+    return _SAMPLER_SHORT.get(cls, _short(cls, "Sampler"))
+
+
+def fmt_value(value: Any) -> str:
+    """Compact text for a config value (lists comma-joined)."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(fmt_value(v) for v in value)
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}={fmt_value(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def base_setting_label(config: dict[str, Any]) -> str:
+    """Dataset + partitioner (with parameters) + N and K."""
+    dataset = config.get("dataset") or {}
+    data_name = dataset.get("name") or _short(str(dataset.get("_target_", "?")), "Source")
+    part = config.get("partitioner") or {}
+    params = [f"{k}={fmt_value(v)}" for k, v in part.items() if not str(k).startswith("_")]
+    part_text = _short(str(part.get("_target_", "?")), "Partitioner") + (f"[{'; '.join(params)}]" if params else "")
+    return f"{data_name} {part_text} N={config.get('num_clients')} K={config.get('clients_per_round')}"
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as one dict of dotted keys."""
+    if isinstance(value, dict):
+        flat: dict[str, Any] = {}
+        for key, item in value.items():
+            flat.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    return {prefix: value}
+
+
+def differing_keys(dicts: Sequence[dict[str, Any]]) -> list[str]:
+    """Dotted keys present in every dict whose values are not all equal (sorted)."""
+    flats = [flatten(d) for d in dicts]
+    if not flats:
+        return []
+    keys = sorted(set.intersection(*(set(f) for f in flats)))
+    return [k for k in keys if len({json.dumps(f[k], default=str) for f in flats}) > 1]
+
+
+def _setting_labels(configs: list[dict[str, Any]]) -> list[str]:
+    rest = [{k: v for k, v in c.items() if k not in _NOT_SETTING} for c in configs]
+    keys = differing_keys(rest)
+    labels = []
+    for config, flat in zip(configs, map(flatten, rest)):
+        extra = ", ".join(f"{k}={fmt_value(flat.get(k))}" for k in keys)
+        labels.append(base_setting_label(config) + (f" [{extra}]" if extra else ""))
+    return labels
+
+
+def _run_names(dirs: list[Path]) -> list[str]:
+    names = [d.name for d in dirs]
+    if len(set(names)) == len(names):
+        return names
+    root = Path(os.path.commonpath([str(d) for d in dirs]))
+    return [str(d.relative_to(root)) for d in dirs]
+
+
+def load(paths: Sequence[str | Path]) -> Study:
+    """Load every run under ``paths`` (see the module docstring for the two tables)."""
+    dirs = find_runs(paths)
+    records = []
+    for run_dir in dirs:
+        config = _read_yaml(run_dir / "config.yaml")
+        summary = _read_json(run_dir / "summary.json")
+        partition = _read_json(run_dir / "partition.json") or {}
+        rows = read_metrics(run_dir / "metrics.jsonl")
+        records.append((run_dir, config, summary, partition, rows))
+    settings = _setting_labels([r[1] for r in records])
+    run_rows, frames = [], []
+    for name, setting, (run_dir, config, summary, partition, rows) in zip(_run_names(dirs), settings, records):
+        alphas = (config.get("partitioner") or {}).get("alphas")
+        last_round = max((int(r["round"]) for r in rows if "round" in r), default=0)
+        run_rows.append(
+            {
+                "run": name,
+                "dir": str(run_dir),
+                "sampler": sampler_label(config, summary, _hydra_sampler_choice(run_dir)),
+                "sampler_class": sampler_class(config, summary),
+                "sampler_config": {k: v for k, v in (config.get("sampler") or {}).items()},
+                "setting": setting,
+                "seed": config.get("seed"),
+                "finished": summary is not None,
+                "rounds_recorded": len(rows),
+                "num_rounds": int(config.get("num_rounds") or last_round),
+                "groups": partition.get("groups"),
+                "alphas": list(alphas) if isinstance(alphas, (list, tuple)) else None,
+                "wall_seconds": (summary or {}).get("wall_seconds"),
+            }
+        )
+        frame = pd.DataFrame(rows)
+        if frame.empty:
+            frame = pd.DataFrame({"round": pd.Series(dtype=int)})
+        frame.insert(0, "run", name)
+        frames.append(frame)
+    runs = pd.DataFrame(run_rows, columns=[
+        "run", "dir", "sampler", "sampler_class", "sampler_config", "setting", "seed", "finished",
+        "rounds_recorded", "num_rounds", "groups", "alphas", "wall_seconds",
+    ])
+    _disambiguate_samplers(runs)
+    runs = runs.sort_values(["setting", "sampler", "seed", "run"], key=_sort_key).reset_index(drop=True)
+    rounds = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["run", "round"])
+    ids = runs[ID_COLUMNS]
+    rounds = ids.merge(rounds, on="run", how="right")
+    if "accuracy" in rounds:
+        rounds["accuracy"] = pd.to_numeric(rounds["accuracy"], errors="coerce")
+    rounds = rounds.sort_values(["run", "round"]).reset_index(drop=True)
+    return Study(runs, rounds)
+
+
+def seed_key(value: Any) -> tuple:
+    """Sort key: numbers in numeric order, then anything else as text."""
+    return (0, value, "") if isinstance(value, (int, float)) and not isinstance(value, bool) else (1, 0, str(value))
+
+
+def _sort_key(column: pd.Series) -> pd.Series:
+    return column.map(seed_key)
+
+
+def _disambiguate_samplers(runs: pd.DataFrame) -> None:
+    """Append differing sampler settings to labels shared by runs of one setting (in place)."""
+    by_label: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for i, row in runs.iterrows():
+        by_label[(row["setting"], row["sampler"])].append(i)
+    for idx in by_label.values():
+        cfgs = [dict(runs.at[i, "sampler_config"], _class=runs.at[i, "sampler_class"]) for i in idx]
+        cfgs = [{k: v for k, v in c.items() if k != "_target_"} for c in cfgs]
+        keys = differing_keys(cfgs)
+        if not keys:
+            continue
+        for i, cfg in zip(idx, map(flatten, cfgs)):
+            runs.at[i, "sampler"] += "[" + ", ".join(f"{k}={fmt_value(cfg.get(k))}" for k in keys) + "]"
+
+
+def group_alpha_labels(groups: Sequence[int] | None, alphas: Sequence[float] | None) -> dict[int, str]:
+    """Group id -> label: ``alpha=<a>`` when the partitioner lists alphas, else ``group <g>``."""
+    if not groups:
+        return {}
+    ids = sorted({int(g) for g in groups})
+    return {g: (f"alpha={fmt_value(alphas[g])}" if alphas is not None and g < len(alphas) else f"group {g}") for g in ids}

@@ -1,0 +1,35 @@
+"""One run's learning curve as a PNG, drawn from its ``metrics.jsonl``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from fedsim.results.recorder import read_jsonl
+
+
+def write_learning_curve(run_dir: str | Path, filename: str = "learning_curve.png") -> Path | None:
+    """Draw the run's test accuracy per evaluated round (and per-class accuracy, one thin line
+    per class, when rows record ``per_class_accuracy``) into ``run_dir/filename``.
+
+    Returns the PNG's path, or None when the run has no evaluated round yet."""
+    run_dir = Path(run_dir)
+    rows = read_jsonl(run_dir / "metrics.jsonl")
+    curve = [(int(r["round"]), float(r["accuracy"])) for r in rows if r.get("accuracy") is not None]
+    if not curve:
+        return None
+    per_class = [(int(r["round"]), [float("nan") if v is None else float(v) for v in r["per_class_accuracy"]])
+                 for r in rows if isinstance(r.get("per_class_accuracy"), list) and r["per_class_accuracy"]]
+    widths = {len(v) for _, v in per_class}
+    if len(widths) > 1:  # inconsistent class counts: draw the overall curve only
+        per_class = []
+    from fedsim.compare.plots import learning_curve_figure, plt
+
+    rounds, accuracy = (np.array(x) for x in zip(*curve))
+    fig = learning_curve_figure(rounds, accuracy, per_class, title=run_dir.name)
+    path = run_dir / filename
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
