@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 export FLWR_TELEMETRY_ENABLED := 0
 export RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO := 0
 
-.PHONY: setup run test test-fast fmnist-data paper-fmnist clean
+.PHONY: setup run test test-fast fmnist-data paper-fmnist clean mutation
 
 setup: $(VENV)/.installed
 
@@ -36,3 +36,22 @@ paper-fmnist: setup fmnist-data
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache
+
+# Mutation testing with mutmut (outside CI: the full set takes hours on 2 cores). mutmut is
+# installed into the venv here only, not a project dependency. It runs on a copy under
+# $(MUTATION_DIR) whose pyproject.toml gets the [tool.mutmut] settings, so the project's own
+# files are never touched. Narrow it for a quick look, e.g.
+#   make mutation MUTATION_ONLY=fedsim/server/aggregation.py MUTATION_TESTS=tests/test_mutants.py
+# Surviving mutants: `cd $(MUTATION_DIR) && ../../$(VENV)/bin/mutmut show <name>` (or `browse`).
+MUTATION_ONLY  ?= fedsim/selection/ fedsim/data/partitioners.py fedsim/server/aggregation.py fedsim/server/validation.py
+MUTATION_TESTS ?= tests -m "not slow"
+MUTATION_DIR   ?= outputs/mutation
+MUTATION_JOBS  ?= 2
+
+mutation: setup
+	$(PY) -m pip install -q "mutmut>=3.3,<4"
+	rm -rf $(MUTATION_DIR) && mkdir -p $(MUTATION_DIR)
+	cp -r fedsim tests pyproject.toml $(MUTATION_DIR)/
+	$(PY) -c 'import json, shlex, sys; cfg, only, tests = sys.argv[1:4]; globs = [p if p.endswith(".py") else p.rstrip("/") + "/*" for p in only.split()]; open(cfg, "a").write("\n[tool.mutmut]\nsource_paths = [\"fedsim\"]\nonly_mutate = %s\npytest_add_cli_args_test_selection = %s\n" % (json.dumps(globs), json.dumps(shlex.split(tests))))' $(MUTATION_DIR)/pyproject.toml '$(MUTATION_ONLY)' '$(MUTATION_TESTS)'
+	cd $(MUTATION_DIR) && FLWR_HOME=$$(mktemp -d) $(abspath $(VENV))/bin/mutmut run --max-children $(MUTATION_JOBS)
+	cd $(MUTATION_DIR) && $(abspath $(VENV))/bin/mutmut results

@@ -7,3 +7,11 @@ before any training starts.
 
 class ConfigError(ValueError):
     """An invalid user setting; the message names the setting and the fix."""
+
+
+class DataError(ConfigError):
+    """A dataset file that cannot be used (corrupt, truncated, wrong format, unsafe).
+
+    A :class:`ConfigError`, so the CLI reports it in one line and exits 2; the message
+    names the file and what is wrong with it.
+    """

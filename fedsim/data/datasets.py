@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fedsim.data.idx import read_cifar_batch, read_idx
-from fedsim.errors import ConfigError
+from fedsim.data.idx import check_labels, read_cifar_batch, read_idx
+from fedsim.errors import ConfigError, DataError
 
 
 @dataclass
@@ -88,10 +88,20 @@ class IdxSource:
         "y_test": "t10k-labels-idx1-ubyte",
     }
 
-    def __init__(self, name: str, root: str, how_to_get: str = "copy the IDX files there") -> None:
+    # Class counts of the datasets known by name; others take ``num_classes`` or infer it.
+    KNOWN_CLASSES = {"mnist": 10, "fmnist": 10, "fashion-mnist": 10, "fashion_mnist": 10, "kmnist": 10}
+
+    def __init__(
+        self,
+        name: str,
+        root: str,
+        how_to_get: str = "copy the IDX files there",
+        num_classes: int | None = None,
+    ) -> None:
         self.name = name
         self.root = Path(root).expanduser()
         self.how_to_get = how_to_get
+        self.num_classes = num_classes if num_classes is not None else self.KNOWN_CLASSES.get(name.lower())
 
     def _find(self, stem: str) -> Path:
         for candidate in (self.root / f"{stem}.gz", self.root / stem):
@@ -101,13 +111,38 @@ class IdxSource:
 
     def load(self) -> DatasetArrays:
         """Read the IDX files and standardise the images to (n, 1, 28, 28) float32."""
-        arrays = {key: read_idx(self._find(stem)) for key, stem in self.FILES.items()}
+        paths = {key: self._find(stem) for key, stem in self.FILES.items()}
+        arrays = {key: read_idx(path) for key, path in paths.items()}
+        for split in ("train", "test"):
+            images, labels = arrays[f"x_{split}"], arrays[f"y_{split}"]
+            if images.ndim != 3 or images.shape[0] == 0:
+                raise DataError(f"{paths[f'x_{split}']}: expected images of shape (n, height, width), got {images.shape}")
+            if images.dtype.kind not in "ui":
+                raise DataError(f"{paths[f'x_{split}']}: images must be integer pixels, got dtype {images.dtype}")
+            arrays[f"y_{split}"] = check_labels(labels, paths[f"y_{split}"], self.num_classes)
+            if len(arrays[f"y_{split}"]) != len(images):
+                raise DataError(
+                    f"{paths[f'y_{split}']}: {len(labels)} labels for the {len(images)} images "
+                    f"of {paths[f'x_{split}'].name}"
+                )
+        if arrays["x_train"].shape[1:] != arrays["x_test"].shape[1:]:
+            raise DataError(
+                f"{paths['x_test']}: test images are {arrays['x_test'].shape[1:]}, "
+                f"training images {arrays['x_train'].shape[1:]}"
+            )
+        y_tr, y_te = arrays["y_train"], arrays["y_test"]
+        num_classes = self.num_classes
+        if num_classes is None:
+            num_classes = int(y_tr.max()) + 1
+            if y_te.size and int(y_te.max()) >= num_classes:
+                raise DataError(
+                    f"{paths['y_test']}: test label {int(y_te.max())} never occurs in the training "
+                    f"labels (0..{num_classes - 1}); set dataset.num_classes"
+                )
         x_tr = arrays["x_train"].astype(np.float32)[:, None] / 255.0
         x_te = arrays["x_test"].astype(np.float32)[:, None] / 255.0
         x_tr, x_te = _standardise(x_tr, x_te)
-        y_tr = arrays["y_train"].astype(np.int64)
-        y_te = arrays["y_test"].astype(np.int64)
-        return DatasetArrays(self.name, x_tr, y_tr, x_te, y_te, num_classes=int(y_tr.max()) + 1)
+        return DatasetArrays(self.name, x_tr, y_tr, x_te, y_te, num_classes=num_classes)
 
 
 class Cifar10Source:
@@ -124,10 +159,10 @@ class Cifar10Source:
         """Read the five training batches and the test batch."""
         how = "unpack the CIFAR-10 python version (cifar-10-python.tar.gz) there"
         train = [
-            read_cifar_batch(_require(self.root / f"data_batch_{i}", self.name, how))
+            read_cifar_batch(_require(self.root / f"data_batch_{i}", self.name, how), num_classes=10)
             for i in range(1, 6)
         ]
-        x_te, y_te = read_cifar_batch(_require(self.root / "test_batch", self.name, how))
+        x_te, y_te = read_cifar_batch(_require(self.root / "test_batch", self.name, how), num_classes=10)
         x_tr = np.concatenate([x for x, _ in train]).astype(np.float32) / 255.0
         y_tr = np.concatenate([y for _, y in train])
         x_tr, x_te = _standardise(x_tr, x_te.astype(np.float32) / 255.0)

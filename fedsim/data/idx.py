@@ -1,37 +1,101 @@
 """Readers for the on-disk formats of MNIST-like (IDX) and CIFAR-10 (python pickle) data.
 
-Only the standard file formats are read; nothing is ever downloaded.
+Only the standard file formats are read; nothing is ever downloaded. Every problem with
+a file (a folder in its place, bad gzip, bad magic, truncated header or data, a shape the
+format cannot hold, a CIFAR pickle that asks for anything but plain data) is a one-line
+:class:`~fedsim.errors.DataError` naming the file, which the CLI reports as a setting
+error (exit 2).
+
+CIFAR batches are pickles, and a pickle can run code when loaded. They are read with a
+restricted unpickler that builds only dicts, lists, tuples, bytes, strings, numbers and
+numpy arrays (exactly the globals numpy needs to rebuild an array); anything else is
+refused before it is imported, so a crafted ``data_batch`` file cannot run code.
 """
 
 from __future__ import annotations
 
 import gzip
+import io
 import pickle
+import zlib
 from pathlib import Path
 
 import numpy as np
 
+from fedsim.errors import DataError
+
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_MAX_IDX_NDIM = 4  # the datasets read here have 1 (labels) or 3 (images) dimensions
+_GZIP_MAGIC = b"\x1f\x8b"
+
+# The globals a CIFAR batch pickle needs: numpy's array reconstruction (numpy 1.x and 2.x
+# module names; _frombuffer for protocol 5, scalar for numpy scalars) and, for protocol 2
+# pickles written by Python 3, ``_codecs.encode`` (how protocol 2 stores bytes).
+_CIFAR_GLOBALS = frozenset(
+    {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("_codecs", "encode"),
+    }
+)
+_CIFAR_PIXELS = 3 * 32 * 32
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's message on one line (or its type name when it has none)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _read_file(path: Path) -> bytes:
+    """The file's bytes, gunzipped when it is gzip (by name or by content)."""
+    if path.is_dir():
+        raise DataError(f"{path} is a folder, expected a data file")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the file ({exc.strerror or _one_line(exc)})") from None
+    if path.suffix == ".gz" or raw[:2] == _GZIP_MAGIC:
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DataError(f"{path}: not a valid gzip file, corrupt or truncated ({_one_line(exc)})") from None
+    return raw
 
 
 def read_idx(path: str | Path) -> np.ndarray:
     """Read an IDX file (optionally gzip-compressed) into a numpy array.
 
     The IDX header is two zero bytes, a dtype code, the number of dimensions, then one
-    big-endian uint32 per dimension.
+    big-endian uint32 per dimension; the data must fill exactly the declared shape.
     """
     path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as handle:
-        raw = handle.read()
+    raw = _read_file(path)
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise ValueError(f"{path} is not an IDX file (bad magic number)")
+        raise DataError(f"{path} is not an IDX file (bad magic number)")
     ndim = raw[3]
+    if not 1 <= ndim <= _MAX_IDX_NDIM:
+        raise DataError(f"{path}: IDX header declares {ndim} dimensions, expected 1 to {_MAX_IDX_NDIM}")
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path}: IDX header is truncated ({len(raw)} bytes, needs {header})")
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    data = np.frombuffer(raw, dtype=_IDX_DTYPES[raw[2]], offset=4 + 4 * ndim)
-    if data.size != int(np.prod(shape)):
-        raise ValueError(f"{path}: header says {shape} but holds {data.size} values")
-    return data.reshape(shape)
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    expected = 1
+    for size in shape:
+        expected *= size  # Python ints: an absurd header cannot overflow
+    expected *= dtype.itemsize
+    if len(raw) - header != expected:
+        raise DataError(
+            f"{path}: IDX header says shape {shape} ({expected} data bytes) but the file holds "
+            f"{len(raw) - header} (truncated or corrupt)"
+        )
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
 
 
 def write_idx(path: str | Path, array: np.ndarray) -> None:
@@ -46,14 +110,87 @@ def write_idx(path: str | Path, array: np.ndarray) -> None:
         handle.write(header + array.tobytes())
 
 
-def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles plain data and numpy arrays only; any other global is refused."""
+
+    def __init__(self, file: io.BufferedIOBase, path: Path) -> None:
+        super().__init__(file, encoding="bytes")
+        self._path = path
+
+    def find_class(self, module: str, name: str):  # noqa: D102 - see class docstring
+        if (module, name) not in _CIFAR_GLOBALS:
+            raise DataError(
+                f"{self._path}: refusing to load '{module}.{name}' from a CIFAR batch (it may run "
+                "code; a CIFAR-10 batch holds only arrays, lists and strings): not a genuine batch file"
+            )
+        if module.startswith("numpy.core.") and hasattr(np, "_core"):
+            module = "numpy._core." + module[len("numpy.core.") :]  # numpy 2: no deprecation shim
+        return super().find_class(module, name)
+
+    def persistent_load(self, pid):  # noqa: D102 - persistent ids are never plain data
+        raise DataError(f"{self._path}: refusing a persistent object in a CIFAR batch: not a genuine batch file")
+
+
+def _entry(batch: dict, key: str):
+    """``batch[key]`` under a bytes (Python 2 pickle) or str key; None when absent."""
+    for candidate in (key.encode(), key):
+        if candidate in batch:
+            return batch[candidate]
+    return None
+
+
+def read_cifar_batch(path: str | Path, num_classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """Read one CIFAR-10 python batch file: images (n, 3, 32, 32) uint8 and labels (n,).
 
-    The files are pickles written by the dataset's authors; ``encoding='bytes'`` matches
-    their format. Only open files you trust.
+    The file is loaded with a restricted unpickler (plain data and numpy arrays only), and
+    checked: a dict with ``data`` (n x 3072 integer pixels in 0..255) and ``labels`` (n
+    integers in ``[0, num_classes)``). Anything else is a one-line :class:`DataError`.
     """
-    with open(path, "rb") as handle:
-        batch = pickle.load(handle, encoding="bytes")
-    data = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-    labels = np.asarray(batch[b"labels"], dtype=np.int64)
+    path = Path(path)
+    raw = _read_file(path)
+    try:
+        batch = _CifarUnpickler(io.BytesIO(raw), path).load()
+    except DataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure of a corrupt pickle is a data error
+        raise DataError(f"{path}: not a CIFAR-10 python batch (unreadable pickle: {_one_line(exc)})") from None
+    if not isinstance(batch, dict):
+        raise DataError(f"{path}: not a CIFAR-10 python batch (holds a {type(batch).__name__}, expected a dict)")
+    data, labels = _entry(batch, "data"), _entry(batch, "labels")
+    if data is None or labels is None:
+        raise DataError(f"{path}: not a CIFAR-10 python batch (needs the keys 'data' and 'labels')")
+    try:
+        data = np.asarray(data)
+        labels = np.asarray(labels)
+    except Exception as exc:  # noqa: BLE001 - ragged lists and the like
+        raise DataError(f"{path}: malformed CIFAR-10 batch ({_one_line(exc)})") from None
+    if data.dtype.kind not in "ui" or data.size == 0:
+        raise DataError(f"{path}: CIFAR-10 'data' must be non-empty integer pixels, got dtype {data.dtype}")
+    if data.shape[1:] not in ((_CIFAR_PIXELS,), (3, 32, 32)):
+        raise DataError(f"{path}: CIFAR-10 'data' has shape {data.shape}, expected (n, 3072)")
+    if data.min() < 0 or data.max() > 255:
+        raise DataError(f"{path}: CIFAR-10 pixels must lie in 0..255, got {data.min()}..{data.max()}")
+    data = data.astype(np.uint8).reshape(-1, 3, 32, 32)
+    labels = check_labels(labels, path, num_classes, "labels")
+    if len(labels) != len(data):
+        raise DataError(f"{path}: {len(data)} images but {len(labels)} labels")
     return data, labels
+
+
+def check_labels(labels: np.ndarray, where: str | Path, num_classes: int | None, what: str = "labels") -> np.ndarray:
+    """Labels as int64 after checking they are 1-D integers in ``[0, num_classes)``.
+
+    ``num_classes`` None only requires them to be non-negative. ``where`` names the file
+    in the one-line :class:`DataError`.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 1:
+        raise DataError(f"{where}: {what} must be one-dimensional, got shape {labels.shape}")
+    if labels.dtype.kind not in "ui":
+        raise DataError(f"{where}: {what} must be integers, got dtype {labels.dtype}")
+    if labels.size:
+        low, high = int(labels.min()), int(labels.max())
+        if low < 0 or (num_classes is not None and high >= num_classes):
+            bound = f"[0, {num_classes})" if num_classes is not None else "non-negative"
+            raise DataError(f"{where}: {what} must lie in {bound}, found {low}..{high}")
+    return labels.astype(np.int64)
