@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from fedsim.client.training import evaluate_model, evaluate_with_gradient
-from fedsim.models import build_model
+from fedsim.models import FmnistCnnReference, paper_network
 
 
 def two_pass_probe(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> None:
@@ -48,13 +48,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--examples", type=int, default=1200, help="examples on the probed client")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--model", default="auto", help="model name for the fmnist dataset")
+    parser.add_argument("--model", default="auto", choices=["auto", "fmnist_cnn_reference"],
+                        help="the paper's FMNIST CNN (auto) or the authors' code's")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/probe_gradient.md"))
     args = parser.parse_args()
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    model = build_model(args.model, "fmnist", (1, 28, 28), 10)
+    model = (FmnistCnnReference((1, 28, 28), 10) if args.model == "fmnist_cnn_reference"
+             else paper_network((1, 28, 28), 10, "fmnist"))
     x = torch.randn(args.examples, 1, 28, 28)
     y = torch.randint(0, 10, (args.examples,))
 

@@ -20,9 +20,10 @@ import hydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
+from fedsim.config import CONF_DIR  # noqa: E402
+from fedsim.config_schema import IDENTITY_IGNORED_KEYS, FedsimConfig  # noqa: E402
 from fedsim.errors import ConfigError  # noqa: E402
 
-from fedsim.config import CONF_DIR  # noqa: E402
 CONFIG_GROUPS = ("dataset", "partitioner", "model", "sampler", "algorithm", "engine", "faults", "experiment")
 EXIT_CONFIG_ERROR = 2
 
@@ -52,6 +53,35 @@ def check_group_overrides(argv: list[str]) -> None:
                 raise ConfigError(f"{group}={name}: unknown {group}; choose one of {', '.join(choices)}")
 
 
+def check_value_overrides(argv: list[str]) -> None:
+    """Refuse ``key=value`` overrides whose value does not fit the schema's type.
+
+    Each value of a sweep is checked, before Hydra composes anything, so a bad value is one
+    line naming the setting (``train.lr=abc: ... could not be converted to Float``).
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    candidates = [a for a in argv if "=" in a and not a.startswith(("-", "hydra", "~"))]
+    try:
+        overrides = OverridesParser.create().parse_overrides(candidates)
+    except Exception:  # let Hydra report syntax errors itself
+        return
+    schema = OmegaConf.structured(FedsimConfig)
+    for override in overrides:
+        key = override.key_or_group
+        if key in CONFIG_GROUPS or override.package is not None:
+            continue
+        values = list(override.sweep_string_iterator()) if override.is_sweep_override() else [
+            override.get_value_element_as_str()]
+        for value in values:
+            try:
+                OmegaConf.merge(schema, OmegaConf.from_dotlist([f"{key}={value}"]))
+            except Exception as exc:
+                reason = str(exc).splitlines()[0]
+                raise ConfigError(f"{key}={value}: {reason}") from None
+
+
 def quiet_flower(level: str = "WARNING") -> None:
     """Lower Flower's log level and drop its duplicate console handler under Hydra."""
     flwr_logger = logging.getLogger("flwr")
@@ -69,14 +99,12 @@ def plan_run(cfg: DictConfig, run_dir: Path) -> tuple[Path, DictConfig, bool] | 
     ``resume=<folder>`` continues that run with its saved config. Otherwise the config
     is checked first; a folder already holding the same run (a rerun sweep) is skipped
     if finished and resumed if not; a folder holding a different run is refused.
+    Settings are validated once, when the experiment is built.
     """
-    from fedsim.config_checks import validate_config
-
     if cfg.get("resume") is not None:
         saved_dir, saved_cfg = saved_run(cfg.resume)
         print(f"fedsim: resuming {saved_dir} with its saved config", file=sys.stderr)
         return saved_dir, saved_cfg, True
-    validate_config(cfg)
     if not (run_dir / "metrics.jsonl").exists():
         return run_dir, cfg, False
     saved_dir, saved_cfg = saved_run(str(run_dir))
@@ -89,16 +117,13 @@ def plan_run(cfg: DictConfig, run_dir: Path) -> tuple[Path, DictConfig, bool] | 
     return saved_dir, saved_cfg, True
 
 
-IGNORED_FOR_IDENTITY = ("progress", "resume", "crash_after_round", "engine")
-
-
 def same_experiment(saved: DictConfig, current: DictConfig) -> bool:
     """Whether two configs describe the same run (engine and display settings aside)."""
     from omegaconf import OmegaConf
 
     def essence(cfg: DictConfig) -> dict:
         plain = OmegaConf.to_container(cfg, resolve=True)
-        return {k: v for k, v in plain.items() if k not in IGNORED_FOR_IDENTITY}
+        return {k: v for k, v in plain.items() if k not in IDENTITY_IGNORED_KEYS}
 
     return essence(saved) == essence(current)
 
@@ -121,20 +146,21 @@ def hydra_main(cfg: DictConfig) -> float | None:
     """Run one simulation (one job of a sweep); returns the final accuracy."""
     global _task_started
     _task_started = True
-    from fedsim.reporting import ProgressReporter, print_summary
+    from fedsim.reporting import print_summary
 
     quiet_flower(cfg.get("flower_log_level", "ERROR"))
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         from fedsim.experiment import build_experiment, run_experiment
+        from fedsim.results.run_lock import RunLock
 
         plan = plan_run(cfg, run_dir)
         if plan is None:
             return json.loads((run_dir / "summary.json").read_text())["final_accuracy"]
         run_dir, cfg, resume = plan
-        experiment = build_experiment(cfg)
-        with ProgressReporter(cfg.num_rounds, enabled=bool(cfg.progress)) as progress:
-            summary = run_experiment(experiment, run_dir, on_round=progress.update, resume=resume)
+        with RunLock(run_dir):  # one writer per run folder, for the whole run
+            experiment = build_experiment(cfg)
+            summary = run_experiment(experiment, run_dir, resume=resume)
     except ConfigError as exc:
         print(f"fedsim: error: {exc}", file=sys.stderr)
         sys.exit(EXIT_CONFIG_ERROR)
@@ -146,6 +172,7 @@ def main() -> None:
     """Console entry point (``fedsim``)."""
     try:
         check_group_overrides(sys.argv[1:])
+        check_value_overrides(sys.argv[1:])
     except ConfigError as exc:
         print(f"fedsim: error: {exc}", file=sys.stderr)
         sys.exit(EXIT_CONFIG_ERROR)

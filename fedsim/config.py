@@ -7,6 +7,8 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+import fedsim.config_schema  # noqa: F401  (registers the typed schema with Hydra)
+
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 

@@ -1,24 +1,20 @@
-"""From a validated config to a finished run: build the pieces, run the rounds, record.
+"""From a config to a finished run: build the pieces, then run the rounds with hooks.
 
 This is the one place that wires datasets, partitioners, models, the sampler, the
-strategy, the engine and the recorder together; each piece knows nothing of the others.
+strategy, the engine and the round hooks together; each piece knows nothing of the others.
 """
 
 from __future__ import annotations
 
 import functools
-import os
-import signal
-import time
-from dataclasses import dataclass
+import inspect
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 from flwr.app import ArrayRecord
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
@@ -26,38 +22,25 @@ from fedsim.client.app import make_client_app
 from fedsim.client.runtime import ClientRuntime
 from fedsim.client.training import LocalTrainingConfig
 from fedsim.config_checks import validate_config
+from fedsim.configuration import build, build_hooks, without
 from fedsim.data.datasets import DatasetArrays
 from fedsim.data.partitioners import Partitioning, as_partitioning, check_partitioning
 from fedsim.data.stats import partition_summary
+from fedsim.engine.faults import AvailabilitySchedule, FaultClock, FaultInjectingGrid
 from fedsim.errors import ConfigError
-from fedsim.models.networks import build_model
-from fedsim.engine.faults import AvailabilitySchedule, FaultInjectingGrid
-from fedsim.results.checkpoint import load_checkpoint, restore_sampler, save_checkpoint
-from fedsim.results.entropy_report import write_entropy_report
-from fedsim.results.recorder import RunRecorder
+from fedsim.hooks import CrashInjector, RoundHook, RunContext
+from fedsim.reporting import ProgressBar
+from fedsim.results.checkpoint import CheckpointHook, load_checkpoint, restore_sampler
+from fedsim.results.learning_curve import LearningCurveHook
+from fedsim.results.recorder import RecordsHook, RunRecorder, SummaryFile
 from fedsim.server.evaluation import CentralEvaluator
-from fedsim.server.loop import RoundResult, run_rounds
+from fedsim.server.loop import run_rounds
 from fedsim.server.strategy import SamplingFedAvg
 
 # Independent random streams derived from the run seed: samplers compared under one seed
 # share partitions, initial model and client shuffling; only the sampler's stream differs.
 PARTITION_STREAM = 1
 INIT_STREAM = 2
-
-
-def build(node: DictConfig, setting: str, **kwargs: Any) -> Any:
-    """Instantiate a config node, reporting any failure as a one-line ConfigError."""
-    try:
-        return instantiate(node, **kwargs)
-    except InstantiationException as exc:
-        cause = exc.__cause__ or exc
-        if isinstance(cause, ConfigError):
-            raise cause from None
-        raise ConfigError(f"{setting}: {cause}") from None
-    except ConfigError:
-        raise
-    except Exception as exc:  # e.g. a _target_ that does not import
-        raise ConfigError(f"{setting}: {exc}") from None
 
 
 def stream(seed: int, purpose: int) -> np.random.Generator:
@@ -70,6 +53,7 @@ class Experiment:
     """Everything a run needs, built and checked before training starts."""
 
     cfg: DictConfig
+    source: Any
     dataset: DatasetArrays
     partitioning: Partitioning
     model_factory: Callable[[], nn.Module]
@@ -77,13 +61,37 @@ class Experiment:
     strategy: SamplingFedAvg
     engine: Any
     train_config: LocalTrainingConfig
+    sampler_name: str
+    hooks: list[RoundHook] = field(default_factory=list)  # the sampler's reports, then the user's
 
 
 def model_factory_for(cfg: DictConfig, dataset: DatasetArrays) -> Callable[[], nn.Module]:
-    """A picklable zero-argument constructor of the configured network."""
-    options = OmegaConf.to_container(cfg.model, resolve=True)
-    name = options.pop("name", "auto")
-    return functools.partial(build_model, name, dataset.name, dataset.input_shape, dataset.num_classes, **options)
+    """A picklable zero-argument constructor of ``cfg.model`` for this dataset.
+
+    The model target is called as ``target(input_shape, num_classes, **settings)``, plus
+    ``dataset=<name>`` when it takes a ``dataset`` argument (``model=auto``). The network is
+    built once and run on one zero input, so a model that does not fit the dataset's input
+    shape is a one-line ConfigError here, before any training.
+    """
+    constructor = build(cfg.model, "model")
+    extra = {}
+    target = constructor.func if isinstance(constructor, functools.partial) else constructor
+    if "dataset" in inspect.signature(target).parameters:
+        extra["dataset"] = dataset.name
+    factory = functools.partial(constructor, tuple(dataset.input_shape), dataset.num_classes, **extra)
+    try:
+        model = factory().eval()
+        with torch.no_grad():
+            out = model(torch.zeros(2, *dataset.input_shape))
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(
+            f"model: {cfg.model._target_.rsplit('.', 1)[-1]} does not fit dataset {dataset.name} "
+            f"(input shape {tuple(dataset.input_shape)}): {reason}; choose model=auto or a model for that input"
+        ) from None
+    if tuple(out.shape) != (2, dataset.num_classes):
+        raise ConfigError(f"model: output shape {tuple(out.shape[1:])} does not match {dataset.num_classes} classes")
+    return factory
 
 
 def availability_schedule(cfg: DictConfig) -> AvailabilitySchedule | None:
@@ -99,12 +107,17 @@ def expected_nodes(cfg: DictConfig) -> int:
     return cfg.num_clients if schedule is None else int(schedule.available(1, cfg.num_clients).sum())
 
 
+def sampler_name(cfg: DictConfig) -> str:
+    """The sampler's config name (``hics``, ``divfl_stale``, ...), else its class name."""
+    return str(cfg.sampler.get("name") or cfg.sampler._target_.rsplit(".", 1)[-1])
+
+
 def build_experiment(cfg: DictConfig) -> Experiment:
     """Validate ``cfg`` and build every piece; raises ConfigError on bad input."""
     validate_config(cfg)
     source = build(cfg.dataset, "dataset")
     partitioner = build(cfg.partitioner, "partitioner")
-    sampler = build(cfg.sampler, "sampler")
+    sampler = build(without(cfg.sampler, "hooks", "name"), "sampler")
     engine = build(cfg.engine, "engine")
     dataset = source.load()
     if cfg.num_clients > len(dataset.y_train):
@@ -116,126 +129,93 @@ def build_experiment(cfg: DictConfig) -> Experiment:
     model_factory = model_factory_for(cfg, dataset)
     torch.manual_seed(int(np.random.SeedSequence([cfg.seed, INIT_STREAM]).generate_state(1)[0]))
     initial_arrays = ArrayRecord(model_factory().state_dict())
-    strategy = SamplingFedAvg(
-        sampler=sampler,
-        clients_per_round=cfg.clients_per_round,
-        weighted_aggregation=bool(cfg.algorithm.weighted_aggregation),
-        proximal_mu=float(cfg.algorithm.proximal_mu),
-        seed=cfg.seed,
-        num_rounds=cfg.num_rounds,
-        expected_nodes=expected_nodes(cfg),
-        client_sizes=partitioning.sizes.tolist(),
-    )
+    try:
+        strategy = SamplingFedAvg(
+            sampler=sampler,
+            clients_per_round=cfg.clients_per_round,
+            weighted_aggregation=bool(cfg.algorithm.weighted_aggregation),
+            proximal_mu=float(cfg.algorithm.proximal_mu),
+            seed=cfg.seed,
+            num_rounds=cfg.num_rounds,
+            expected_nodes=expected_nodes(cfg),
+            client_sizes=partitioning.sizes.tolist(),
+        )
+    except ValueError as exc:  # the sampler refusing the federation's shape
+        raise ConfigError(f"sampler: {exc}") from None
     train_config = LocalTrainingConfig.from_mapping(OmegaConf.to_container(cfg.train, resolve=True))
-    return Experiment(cfg, dataset, partitioning, model_factory, initial_arrays, strategy, engine, train_config)
+    hooks = build_hooks(cfg.sampler.get("hooks"), "sampler.hooks") + build_hooks(cfg.get("hooks"), "hooks")
+    return Experiment(cfg, source, dataset, partitioning, model_factory, initial_arrays, strategy, engine,
+                      train_config, sampler_name(cfg), hooks)
 
 
-def fault_wrapper(cfg: DictConfig) -> Callable[[Any], Any]:
-    """Wrap the engine's grid in a fault injector when ``faults`` asks for any."""
-    faults = cfg.faults
-    availability = availability_schedule(cfg)
-    active = (
-        faults.client_failure_prob > 0 or faults.straggler_prob > 0 or len(faults.always_fail) > 0 or availability
-    )
-    if not active:
-        return lambda grid: grid
-    return lambda grid: FaultInjectingGrid(
-        grid,
-        cfg.num_clients,
-        seed=cfg.seed,
-        client_failure_prob=float(faults.client_failure_prob),
-        straggler_prob=float(faults.straggler_prob),
-        always_fail=list(faults.always_fail),
-        availability=availability,
-    )
+def fault_grid(cfg: DictConfig, grid: Any) -> FaultInjectingGrid | None:
+    """The engine's grid wrapped in a fault injector, when ``faults`` asks for any."""
+    faults, availability = cfg.faults, availability_schedule(cfg)
+    if not (faults.client_failure_prob > 0 or faults.straggler_prob > 0 or len(faults.always_fail) > 0 or availability):
+        return None
+    return FaultInjectingGrid(grid, cfg.num_clients, seed=cfg.seed, client_failure_prob=float(faults.client_failure_prob),
+                              straggler_prob=float(faults.straggler_prob), always_fail=list(faults.always_fail),
+                              availability=availability)
 
 
-def run_experiment(
-    experiment: Experiment,
-    run_dir: str | Path,
-    on_round: Callable[[RoundResult], None] | None = None,
-    resume: bool = False,
-) -> dict[str, Any]:
-    """Run the federation on the configured engine, recording as rounds finish.
-
-    With ``resume``, continue the run in ``run_dir`` from its last checkpoint: the
-    global model and the sampler's state (random stream included) are restored, rows
-    of later rounds are dropped and recomputed, so the result equals an uninterrupted run.
-    """
+def run_hooks(experiment: Experiment, recorder: RunRecorder, run_dir: Path, resumed_from: int | None,
+              extra: list[RoundHook]) -> list[RoundHook]:
+    """fedsim's own hooks in order, with the sampler's, the user's and ``extra`` before the summary file."""
     cfg = experiment.cfg
-    run_dir = Path(run_dir)
+    hooks: list[RoundHook] = [RecordsHook(recorder),
+                              CheckpointHook(run_dir, cfg.checkpoint_every, cfg.num_rounds, experiment.strategy.sampler),
+                              ProgressBar(enabled=bool(cfg.progress))]
+    if cfg.get("crash_after_round") is not None:
+        hooks.append(CrashInjector(cfg.crash_after_round))
+    identity = {"rounds_run": cfg.num_rounds, "resumed_from_round": resumed_from, "engine": experiment.engine.name,
+                "sampler": experiment.sampler_name, "run_dir": str(run_dir)}
+    return hooks + experiment.hooks + list(extra) + [LearningCurveHook(), SummaryFile(recorder, identity)]
+
+
+def run_experiment(experiment: Experiment, run_dir: str | Path, resume: bool = False,
+                   hooks: list[RoundHook] | None = None) -> dict[str, Any]:
+    """Run the federation on the configured engine; return the run's summary.
+
+    With ``resume``, continue the run in ``run_dir`` from its last checkpoint: the global
+    model and the sampler's state (random stream included) are restored, rows of later
+    rounds are dropped and recomputed, so the result equals an uninterrupted run.
+    ``hooks`` are extra round hooks (run after fedsim's own and the configured ones).
+    """
+    cfg, run_dir = experiment.cfg, Path(run_dir)
     checkpoint = load_checkpoint(run_dir) if resume else None
     done = checkpoint.server_round if checkpoint else 0
     recorder = RunRecorder(run_dir, resume_after_round=done if resume else None)
     if not resume:
         recorder.write_config(OmegaConf.to_yaml(cfg, resolve=True))
-        recorder.write_partition(
-            partition_summary(experiment.dataset.y_train, experiment.partitioning, experiment.dataset.num_classes)
-        )
-    initial_arrays = experiment.initial_arrays
+        recorder.write_partition(partition_summary(experiment.dataset.y_train, experiment.partitioning,
+                                                   experiment.dataset.num_classes))
     if checkpoint is not None:
         restore_sampler(experiment.strategy.sampler, checkpoint)
-        initial_arrays = checkpoint.arrays
-    runtime = ClientRuntime(
-        source=build(cfg.dataset, "dataset"),
-        client_indices=experiment.partitioning.client_indices,
-        model_factory=experiment.model_factory,
-        dataset=experiment.dataset,
-    )
-    client_app = make_client_app(runtime)
+    runtime = ClientRuntime(experiment.source, experiment.partitioning.client_indices, experiment.model_factory,
+                            dataset=experiment.dataset)
     evaluator = CentralEvaluator(experiment.dataset.x_test, experiment.dataset.y_test, experiment.model_factory)
-    accuracies = [row["accuracy"] for row in recorder.rows() if row.get("accuracy") is not None]
-    started = time.perf_counter()
-
-    def record(result: RoundResult) -> None:
-        recorder.log_round(result.row)
-        diagnostics = experiment.strategy.record_extras()
-        if diagnostics:
-            recorder.log_sampler({"round": result.server_round, **diagnostics})
-        if result.row["accuracy"] is not None:
-            accuracies.append(result.row["accuracy"])
-        every = cfg.checkpoint_every
-        if every and (result.server_round % every == 0 or result.server_round == cfg.num_rounds):
-            save_checkpoint(run_dir, result.server_round, result.arrays, experiment.strategy.sampler)
-        if on_round is not None:
-            on_round(result)
-        if cfg.get("crash_after_round") == result.server_round:
-            os.kill(os.getpid(), signal.SIGKILL)  # injected crash, for testing resume
-
-    wrap = fault_wrapper(cfg)
+    context = RunContext(run_dir, cfg, done + 1, cfg.num_rounds, experiment.dataset.num_classes, resumed=resume)
+    all_hooks = run_hooks(experiment, recorder, run_dir, done if resume else None, hooks or [])
+    outcome: dict[str, Any] = {}
 
     def server_main(grid: Any) -> None:
-        run_rounds(
-            wrap(grid),
-            experiment.strategy,
-            initial_arrays,
-            cfg.num_rounds,
-            experiment.train_config.as_dict(),
-            evaluator,
-            eval_every=cfg.eval_every,
-            on_round=record,
-            first_round=done + 1,
-        )
+        faulty = fault_grid(cfg, grid)
+        clock = [FaultClock(faulty)] if faulty is not None else []
+        _, outcome["summary"] = run_rounds(
+            faulty or grid, experiment.strategy, checkpoint.arrays if checkpoint else experiment.initial_arrays,
+            context, experiment.train_config.as_dict(), evaluation_columns(evaluator), cfg.eval_every,
+            hooks=clock + all_hooks)
 
     try:
-        experiment.engine.run(client_app, cfg.num_clients, server_main)
+        experiment.engine.run(make_client_app(runtime), cfg.num_clients, server_main)
     finally:
         runtime.release()
-    rows = recorder.rows()
-    summary = {
-        "final_accuracy": accuracies[-1] if accuracies else None,
-        "best_accuracy": max(accuracies) if accuracies else None,
-        "rounds_run": cfg.num_rounds,
-        "wall_seconds": round(time.perf_counter() - started, 3),
-        "resumed_from_round": done if resume else None,
-        "failed_client_rounds": sum(len(r.get("failed", [])) for r in rows),
-        "rejected_replies": sum(len(r.get("rejected", {})) for r in rows),
-        "engine": experiment.engine.name,
-        "sampler": type(experiment.strategy.sampler).__name__,
-        "run_dir": str(run_dir),
-    }
-    entropy = write_entropy_report(run_dir)
-    if entropy is not None:
-        summary["entropy_spearman"] = entropy["spearman"]
-    recorder.write_summary(summary)
-    return summary
+    return outcome["summary"]
+
+
+def evaluation_columns(evaluator: CentralEvaluator) -> Callable[[ArrayRecord], dict[str, Any]]:
+    """The round row's evaluation columns: loss, accuracy and accuracy per class."""
+    def evaluate(arrays: ArrayRecord) -> dict[str, Any]:
+        result = evaluator.evaluate(arrays)
+        return {"loss": result.loss, "accuracy": result.accuracy, "per_class_accuracy": result.per_class_accuracy}
+    return evaluate

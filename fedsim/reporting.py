@@ -6,26 +6,30 @@ from typing import Any
 
 from tqdm import tqdm
 
-from fedsim.server.loop import RoundResult
+from fedsim.hooks import RoundHook, RoundResult, RunContext
 
 
-class ProgressReporter:
+class ProgressBar(RoundHook):
     """A tqdm bar showing round, accuracy and loss (silent when disabled)."""
 
-    def __init__(self, num_rounds: int, enabled: bool = True) -> None:
-        self.bar = tqdm(total=num_rounds, desc="rounds", unit="round", disable=not enabled, dynamic_ncols=True)
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.bar: tqdm | None = None
 
-    def update(self, result: RoundResult) -> None:
+    def on_run_start(self, context: RunContext) -> None:
+        """Open the bar at the first round to run (a resumed run starts part-way)."""
+        self.bar = tqdm(total=context.num_rounds, initial=context.first_round - 1, desc="rounds", unit="round",
+                        disable=not self.enabled, dynamic_ncols=True)
+
+    def on_round_end(self, result: RoundResult) -> None:
         """Advance by one round and show the latest metrics."""
         row = result.row
-        if row["accuracy"] is not None:
+        if row["accuracy"] is not None and row["loss"] is not None:
             self.bar.set_postfix(acc=f"{row['accuracy']:.4f}", loss=f"{row['loss']:.4f}", refresh=False)
         self.bar.update(1)
 
-    def __enter__(self) -> "ProgressReporter":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
+    def on_run_end(self, summary: dict[str, Any]) -> None:
+        """Close the bar."""
         self.bar.close()
 
 

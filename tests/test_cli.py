@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -104,3 +105,20 @@ def test_cifar10_paper_preset_runs_on_tiny_fixture_files(tmp_path):
     assert result.returncode == 0, result.stderr
     config = (tmp_path / "run" / "config.yaml").read_text()
     assert "optimizer: adam" in config and "proximal_mu: 0.1" in config and "temperature: 0.0015" in config
+
+
+def test_two_runs_into_one_folder_exactly_one_runs(tmp_path):
+    """Two fedsim processes started on one run folder: one runs, the other is refused (exit 2)."""
+    run_dir = tmp_path / "shared"
+    commands = [[sys.executable, "-m", "fedsim.cli", f"sampler={s}", "num_rounds=15", "progress=false",
+                 f"hydra.run.dir={run_dir}"] for s in ("random", "hics")]
+    procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in commands]
+    outcomes = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    codes = sorted(code for code, _ in outcomes)
+    assert codes == [0, 2], outcomes
+    refused = next(err for code, err in outcomes if code == 2)
+    assert "in use by another fedsim process" in refused or "already holds a run" in refused
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["round"] for r in rows] == list(range(1, 16))
+    winner = json.loads((run_dir / "summary.json").read_text())["sampler"]
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["sampler"]["name"] == winner

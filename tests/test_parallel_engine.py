@@ -6,8 +6,9 @@ from conftest import make_config
 from fedsim.experiment import build_experiment, run_experiment
 from fedsim.results.checkpoint import load_checkpoint
 from fedsim.results.recorder import read_jsonl
+from fedsim.server.loop import TIMING_COLUMNS
 
-TIMINGS = {"selection_seconds", "probe_seconds", "train_seconds"}
+TIMINGS = set(TIMING_COLUMNS)
 BASE = ["dataset=synthetic", "num_clients=6", "clients_per_round=4", "num_rounds=3", "progress=false", "train.epochs=1"]
 
 

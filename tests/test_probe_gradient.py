@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from fedsim.client.training import evaluate_model, evaluate_with_gradient
-from fedsim.models import build_model
+from fedsim.models import Mlp, paper_network
 
 
 def _reference_gradient(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
@@ -21,7 +21,7 @@ def _reference_gradient(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor
 
 def test_one_pass_matches_separate_evaluation_and_whole_batch_gradient():
     torch.manual_seed(0)
-    model = build_model("auto", "fmnist", (1, 28, 28), 10)
+    model = paper_network((1, 28, 28), 10, "fmnist")
     x = torch.randn(300, 1, 28, 28)
     y = torch.randint(0, 10, (300,))
 
@@ -38,6 +38,6 @@ def test_one_pass_matches_separate_evaluation_and_whole_batch_gradient():
 
 
 def test_probe_leaves_no_gradient_behind():
-    model = build_model("mlp", "synthetic", (20,), 4)
+    model = Mlp((20,), 4)
     evaluate_with_gradient(model, torch.randn(10, 20), torch.randint(0, 4, (10,)))
     assert all(p.grad is None for p in model.parameters())

@@ -14,8 +14,9 @@ from conftest import make_config
 from fedsim.experiment import build_experiment, run_experiment
 from fedsim.results.checkpoint import load_checkpoint
 from fedsim.results.recorder import read_jsonl
+from fedsim.server.loop import TIMING_COLUMNS
 
-TIMINGS = {"selection_seconds", "probe_seconds", "train_seconds"}
+TIMINGS = set(TIMING_COLUMNS)
 BASE = [
     "dataset=synthetic",
     "num_clients=8",

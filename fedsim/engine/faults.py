@@ -23,6 +23,7 @@ from flwr.app import Error, Message, MessageType
 from flwr.serverapp import Grid
 
 from fedsim.errors import ConfigError
+from fedsim.hooks import RoundHook
 from fedsim.server.addressing import query_partitions
 
 FAILURE_CODE = 2
@@ -69,9 +70,6 @@ class FaultInjectingGrid(Grid):
         always_fail: Sequence[int] = (),
         availability: AvailabilitySchedule | None = None,
     ) -> None:
-        for name, prob in (("client_failure_prob", client_failure_prob), ("straggler_prob", straggler_prob)):
-            if not 0.0 <= prob <= 1.0:
-                raise ConfigError(f"faults.{name}={prob}: must be a probability in [0, 1]")
         self.inner = inner
         self.num_partitions = num_partitions
         self.seed = seed
@@ -148,3 +146,14 @@ class FaultInjectingGrid(Grid):
         if forwarded:
             replies.extend(self.inner.send_and_receive(forwarded, timeout=timeout))
         return replies
+
+
+class FaultClock(RoundHook):
+    """Tells a :class:`FaultInjectingGrid` which round starts (its draws depend on it)."""
+
+    def __init__(self, grid: FaultInjectingGrid) -> None:
+        self.grid = grid
+
+    def on_round_start(self, server_round: int) -> None:
+        """Advance the grid's round."""
+        self.grid.set_round(server_round)

@@ -1,17 +1,20 @@
 """The networks fedsim trains.
 
+Each ``conf/model/*.yaml`` names one of them by ``_target_`` (``auto``: :func:`paper_network`);
+fedsim calls it as ``target(input_shape, num_classes, **settings)``, adding the dataset's
+name as ``dataset=`` when the target takes a ``dataset`` argument. A user's own network
+plugs in the same way, ``model._target_=pkg.MyNet``.
+
 Every network names its output layer ``head`` (an ``nn.Linear``): HiCS-FL reads the
 update of ``head.bias`` (and ``head.weight``) and must find it without guessing.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
 import torch
 from torch import nn
-
-from fedsim.errors import ConfigError
 
 OUTPUT_LAYER = "head"
 
@@ -24,7 +27,7 @@ def output_layer_names() -> tuple[str, str]:
 class Mlp(nn.Module):
     """Flatten -> [Linear -> ReLU] x len(hidden) -> head. Used for digits and synthetic data."""
 
-    def __init__(self, input_shape: tuple[int, ...], num_classes: int, hidden: tuple[int, ...] = (64,)) -> None:
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int, hidden: Sequence[int] = (64,)) -> None:
         super().__init__()
         in_features = int(torch.tensor(input_shape).prod())
         layers: list[nn.Module] = [nn.Flatten()]
@@ -96,19 +99,10 @@ class Cifar10Cnn(nn.Module):
         return self.head(self.body(x))
 
 
-_DEFAULT_FOR_DATASET = {"digits": Mlp, "synthetic": Mlp, "fmnist": FmnistCnn, "mnist": FmnistCnn, "cifar10": Cifar10Cnn}
-_BY_NAME = {"mlp": Mlp, "fmnist_cnn": FmnistCnn, "fmnist_cnn_reference": FmnistCnnReference, "cifar10_cnn": Cifar10Cnn}
+PAPER_NETWORKS = {"digits": Mlp, "synthetic": Mlp, "fmnist": FmnistCnn, "mnist": FmnistCnn, "cifar10": Cifar10Cnn}
+"""The HiCS-FL paper's network per dataset name (``model=auto``)."""
 
 
-def build_model(name: str, dataset: str, input_shape: tuple[int, ...], num_classes: int, **kwargs: Any) -> nn.Module:
-    """Build a network by name; ``auto`` picks the paper's network for the dataset."""
-    if name == "auto":
-        cls = _DEFAULT_FOR_DATASET.get(dataset, Mlp)
-    elif name in _BY_NAME:
-        cls = _BY_NAME[name]
-    else:
-        raise ConfigError(f"model.name={name}: unknown; choose one of auto, {', '.join(_BY_NAME)}")
-    if "hidden" in kwargs and kwargs["hidden"] is not None:
-        kwargs["hidden"] = tuple(kwargs["hidden"])
-    kwargs = {k: v for k, v in kwargs.items() if v is not None}
-    return cls(tuple(input_shape), num_classes, **kwargs)
+def paper_network(input_shape: tuple[int, ...], num_classes: int, dataset: str = "") -> nn.Module:
+    """The paper's network for ``dataset`` (an MLP for a dataset the paper does not use)."""
+    return PAPER_NETWORKS.get(dataset, Mlp)(tuple(input_shape), num_classes)

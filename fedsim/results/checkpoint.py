@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from flwr.app import Array, ArrayRecord
 
+from fedsim.hooks import RoundHook, RoundResult
 from fedsim.results.state import capture, restore_into
 
 CHECKPOINT = "checkpoint.npz"
@@ -68,3 +69,18 @@ def load_checkpoint(run_dir: str | Path) -> Checkpoint | None:
 def restore_sampler(sampler: Any, checkpoint: Checkpoint) -> None:
     """Put the checkpointed state back into a freshly built sampler."""
     restore_into(sampler, checkpoint.sampler_tree, checkpoint.sampler_arrays)
+
+
+class CheckpointHook(RoundHook):
+    """Saves a checkpoint every ``every`` rounds and after the last round (0: never)."""
+
+    def __init__(self, run_dir: str | Path, every: int, num_rounds: int, sampler: Any) -> None:
+        self.run_dir = run_dir
+        self.every = int(every)
+        self.num_rounds = int(num_rounds)
+        self.sampler = sampler
+
+    def on_round_end(self, result: RoundResult) -> None:
+        """Checkpoint the global model and the sampler's state when the round is due."""
+        if self.every and (result.server_round % self.every == 0 or result.server_round == self.num_rounds):
+            save_checkpoint(self.run_dir, result.server_round, result.arrays, self.sampler)

@@ -8,13 +8,20 @@ of its real label histogram (``partition.json``): Spearman rank correlation, wri
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy.stats import spearmanr
 
+from fedsim.hooks import RoundHook, RunContext
 from fedsim.results.recorder import read_jsonl, write_json_atomic
+
+logger = logging.getLogger(__name__)
+
+MIN_TRUE_SPREAD = 0.1
+"""Std (nats) of the clients' true label entropies below which a rank correlation means little."""
 
 
 def latest_estimates(sampler_rows: list[dict[str, Any]]) -> np.ndarray | None:
@@ -42,7 +49,15 @@ def write_entropy_report(run_dir: str | Path) -> dict[str, Any] | None:
         return None
     partition = json.loads((run_dir / "partition.json").read_text())
     true = np.asarray(partition["label_entropy"], dtype=float)
-    report = {"spearman": entropy_agreement(estimated, true), "clients_with_estimate": int((~np.isnan(estimated)).sum())}
+    report = {"spearman": entropy_agreement(estimated, true), "clients_with_estimate": int((~np.isnan(estimated)).sum()),
+              "true_entropy_std": float(np.std(true))}
+    if report["true_entropy_std"] < MIN_TRUE_SPREAD:
+        report["warning"] = (
+            f"the clients' true label entropies barely differ (std {report['true_entropy_std']:.3f} nats < "
+            f"{MIN_TRUE_SPREAD}): the partition has too little heterogeneity spread for the Spearman "
+            f"correlation to mean anything"
+        )
+        logger.warning("entropy report: %s", report["warning"])
     write_json_atomic(run_dir / "entropy_report.json", report)
     _plot(run_dir / "entropy_estimate.png", estimated, true, partition.get("groups"), report["spearman"])
     return report
@@ -66,3 +81,17 @@ def _plot(path: Path, estimated: np.ndarray, true: np.ndarray, groups: list[int]
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+class EntropyReportHook(RoundHook):
+    """Writes the entropy report at the end of a HiCS-FL run (attached by its sampler config)."""
+
+    def on_run_start(self, context: RunContext) -> None:
+        """Remember the run folder."""
+        self.run_dir = context.run_dir
+
+    def on_run_end(self, summary: dict[str, Any]) -> None:
+        """Write the report and add its Spearman correlation to the summary."""
+        report = write_entropy_report(self.run_dir)
+        if report is not None:
+            summary["entropy_spearman"] = report["spearman"]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fedsim.hooks import RoundHook, RunContext
 from fedsim.results.recorder import read_jsonl
 
 
@@ -33,3 +34,15 @@ def write_learning_curve(run_dir: str | Path, filename: str = "learning_curve.pn
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+class LearningCurveHook(RoundHook):
+    """Draws ``learning_curve.png`` in the run folder at the end of every run."""
+
+    def on_run_start(self, context: RunContext) -> None:
+        """Remember the run folder."""
+        self.run_dir = context.run_dir
+
+    def on_run_end(self, summary: dict) -> None:
+        """Draw the curve from the records written so far."""
+        write_learning_curve(self.run_dir)

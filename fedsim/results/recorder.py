@@ -6,26 +6,54 @@ Files in the run folder:
 - ``metrics.jsonl``: one JSON line per round (flushed and fsynced as rounds finish);
 - ``sampler.jsonl``: the sampler's per-round diagnostics, when it has any;
 - ``summary.json``: final/best accuracy, rounds run, wall time (written atomically).
+
+Every record is strict JSON: a non-finite number (a diverged loss) is written as ``null``,
+never as a bare ``NaN``. :class:`RecordsHook` and :class:`SummaryFile` are the round hooks
+that write them as the run goes.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 from fedsim.errors import ConfigError
+from fedsim.hooks import RoundHook, RoundResult, RunContext
 
 
-def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write JSON to a temporary file and rename it over ``path`` (never half-written)."""
+def finite_or_null(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, inf) replaced by None, recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_null(v) for v in value]
+    return value
+
+
+def strict_json(payload: Any, **kwargs: Any) -> str:
+    """JSON text of ``payload`` with non-finite numbers as ``null`` (valid JSON everywhere)."""
+    return json.dumps(finite_or_null(payload), allow_nan=False, **kwargs)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write text to a temporary file and rename it over ``path`` (never half-written)."""
     tmp = path.with_suffix(path.suffix + ".tmp")
     with open(tmp, "w") as handle:
-        json.dump(payload, handle, indent=1)
+        handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Write strict JSON atomically (see :func:`write_text_atomic`)."""
+    write_text_atomic(path, strict_json(payload, indent=1))
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -74,17 +102,15 @@ class RunRecorder:
         if not path.exists():
             return
         kept = [row for row in read_jsonl(path) if row.get("round", 0) <= last_round]
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text("".join(json.dumps(row) + "\n" for row in kept))
-        os.replace(tmp, path)
+        write_text_atomic(path, "".join(strict_json(row) + "\n" for row in kept))
 
     def rows(self) -> list[dict[str, Any]]:
         """The metrics rows written so far."""
         return read_jsonl(self.run_dir / self.METRICS)
 
     def write_config(self, yaml_text: str) -> None:
-        """Save the resolved configuration."""
-        (self.run_dir / self.CONFIG).write_text(yaml_text)
+        """Save the resolved configuration (atomically: a crash never leaves half a file)."""
+        write_text_atomic(self.run_dir / self.CONFIG, yaml_text)
 
     def write_partition(self, stats: dict[str, Any]) -> None:
         """Save the partition statistics (the ground truth of heterogeneity)."""
@@ -92,7 +118,7 @@ class RunRecorder:
 
     def _append(self, name: str, row: dict[str, Any]) -> None:
         with open(self.run_dir / name, "a") as handle:
-            handle.write(json.dumps(row) + "\n")
+            handle.write(strict_json(row) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
 
@@ -107,3 +133,56 @@ class RunRecorder:
     def write_summary(self, summary: dict[str, Any]) -> None:
         """Save the run's summary."""
         write_json_atomic(self.run_dir / self.SUMMARY, summary)
+
+
+class RecordsHook(RoundHook):
+    """Writes each round's ``metrics.jsonl`` row and ``sampler.jsonl`` diagnostics.
+
+    At the end it adds to the summary what the rows tell: final and best accuracy (over
+    every recorded round, those before a resume included), failed client-rounds and
+    rejected replies, and whether every reply of the run failed or was rejected.
+    """
+
+    def __init__(self, recorder: RunRecorder) -> None:
+        self.recorder = recorder
+
+    def on_round_end(self, result: RoundResult) -> None:
+        """Append the round's rows (flushed: a crash loses nothing written)."""
+        self.recorder.log_round(result.row)
+        if result.sampler_diagnostics:
+            self.recorder.log_sampler({"round": result.server_round, **result.sampler_diagnostics})
+
+    def on_run_end(self, summary: dict[str, Any]) -> None:
+        """Accuracy and failure counts over every recorded round."""
+        rows = self.recorder.rows()
+        accuracies = [r["accuracy"] for r in rows if r.get("accuracy") is not None]
+        selected = sum(len(r.get("selected", [])) for r in rows)
+        failed = sum(len(r.get("failed", [])) for r in rows)
+        rejected = sum(len(r.get("rejected", {})) for r in rows)
+        summary.update(
+            final_accuracy=accuracies[-1] if accuracies else None,
+            best_accuracy=max(accuracies) if accuracies else None,
+            failed_client_rounds=failed,
+            rejected_replies=rejected,
+            no_usable_reply=selected > 0 and failed + rejected >= selected,
+        )
+
+
+class SummaryFile(RoundHook):
+    """Adds the run's identity and wall time to the summary and writes ``summary.json``.
+
+    Put it last: it writes what the hooks before it added.
+    """
+
+    def __init__(self, recorder: RunRecorder, identity: dict[str, Any]) -> None:
+        self.recorder = recorder
+        self.identity = identity
+
+    def on_run_start(self, context: RunContext) -> None:
+        """Start the wall clock."""
+        self._started = time.perf_counter()
+
+    def on_run_end(self, summary: dict[str, Any]) -> None:
+        """Write the summary file atomically."""
+        summary.update(self.identity, wall_seconds=round(time.perf_counter() - self._started, 3))
+        self.recorder.write_summary(summary)

@@ -1,0 +1,48 @@
+"""Which torch device fedsim computes on: the ``device`` setting.
+
+``auto`` picks CUDA when a GPU is visible (the first one, or the one Ray assigned to a
+client actor: Ray sets ``CUDA_VISIBLE_DEVICES`` so it is ``cuda:0`` there), else the CPU.
+``cpu``, ``cuda`` and ``cuda:N`` ask for one explicitly; asking for a GPU that is not
+there is a :class:`~fedsim.errors.ConfigError` naming the setting and the fix.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+from fedsim.errors import ConfigError
+
+_SPEC = re.compile(r"^(auto|cpu|cuda)(?::(\d+))?$")
+
+
+def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
+    """The torch device of a ``device`` setting: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
+    if isinstance(spec, torch.device):
+        spec = str(spec)
+    text = "auto" if spec is None else str(spec).strip().lower()
+    match = _SPEC.match(text)
+    if match is None or (match.group(1) != "cuda" and match.group(2) is not None):
+        raise ConfigError(f"device={spec}: unknown; use auto, cpu, cuda or cuda:N")
+    kind, index = match.group(1), match.group(2)
+    available = torch.cuda.is_available()
+    if kind == "auto":
+        return torch.device("cuda", 0) if available else torch.device("cpu")
+    if kind == "cpu":
+        return torch.device("cpu")
+    if not available:
+        raise ConfigError(f"device={spec}: no CUDA GPU is available here; use device=cpu (or device=auto)")
+    count = torch.cuda.device_count()
+    number = int(index) if index is not None else 0
+    if number >= count:
+        raise ConfigError(
+            f"device={spec}: only {count} CUDA GPU(s) visible (cuda:0..cuda:{count - 1}); "
+            f"use device=cuda:0 (or device=auto)"
+        )
+    return torch.device("cuda", number)
+
+
+def is_cuda(device: torch.device | str | None) -> bool:
+    """Whether ``device`` is a CUDA device."""
+    return device is not None and torch.device(device).type == "cuda"

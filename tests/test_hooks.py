@@ -1,0 +1,138 @@
+"""Round hooks, each on its own, and a user's hook loaded from the config by ``_target_``."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from flwr.app import Array, ArrayRecord
+
+from conftest import make_config
+from fedsim.engine.faults import FaultClock
+from fedsim.experiment import build_experiment, run_experiment
+from fedsim.hooks import CrashInjector, RoundHook, RoundResult, RunContext
+from fedsim.reporting import ProgressBar
+from fedsim.results.checkpoint import CheckpointHook, load_checkpoint
+from fedsim.results.entropy_report import EntropyReportHook
+from fedsim.results.recorder import RecordsHook, RunRecorder, SummaryFile, read_jsonl
+from fedsim.selection.random import RandomSampler
+
+ARRAYS = ArrayRecord({"w": Array(np.ones(3, dtype=np.float32))})
+
+
+def result(server_round: int, accuracy: float | None = 0.5, **row) -> RoundResult:
+    return RoundResult(server_round, ARRAYS, {"round": server_round, "accuracy": accuracy, "loss": 1.0,
+                                              "selected": [0, 1], "failed": [], "rejected": {}, **row},
+                       {"note": server_round})
+
+
+def context(tmp_path, first_round: int = 1, num_rounds: int = 3) -> RunContext:
+    return RunContext(tmp_path, None, first_round, num_rounds, num_classes=10)
+
+
+def test_records_hook_writes_rows_diagnostics_and_summary_counts(tmp_path):
+    hook = RecordsHook(RunRecorder(tmp_path))
+    hook.on_round_end(result(1, 0.4))
+    hook.on_round_end(result(2, 0.7, failed=[1], rejected={"0": "NaN in arrays"}, loss=float("nan")))
+    summary: dict = {}
+    hook.on_run_end(summary)
+    rows = read_jsonl(tmp_path / "metrics.jsonl")
+    assert [r["round"] for r in rows] == [1, 2] and rows[1]["loss"] is None  # strict JSON: NaN -> null
+    for line in (tmp_path / "metrics.jsonl").read_text().splitlines():  # no bare NaN/Infinity tokens
+        json.loads(line, parse_constant=lambda token: pytest.fail(f"non-strict JSON token {token}"))
+    assert read_jsonl(tmp_path / "sampler.jsonl") == [{"round": 1, "note": 1}, {"round": 2, "note": 2}]
+    assert summary == {"final_accuracy": 0.7, "best_accuracy": 0.7, "failed_client_rounds": 1,
+                       "rejected_replies": 1, "no_usable_reply": False}
+
+
+def test_summary_file_adds_identity_and_writes_last(tmp_path):
+    hook = SummaryFile(RunRecorder(tmp_path), {"sampler": "hics"})
+    hook.on_run_start(context(tmp_path))
+    hook.on_run_end({"final_accuracy": 0.9})
+    written = json.loads((tmp_path / "summary.json").read_text())
+    assert written["sampler"] == "hics" and written["final_accuracy"] == 0.9 and written["wall_seconds"] >= 0
+
+
+def test_checkpoint_hook_saves_when_due_and_after_the_last_round(tmp_path):
+    sampler = RandomSampler()
+    sampler.setup(np.ones(4), 2, 5, np.random.default_rng(0))
+    hook = CheckpointHook(tmp_path, every=2, num_rounds=5, sampler=sampler)
+    hook.on_round_end(result(1))
+    assert load_checkpoint(tmp_path) is None
+    for r in (2, 3, 5):
+        hook.on_round_end(result(r))
+    assert load_checkpoint(tmp_path).server_round == 5
+    never = CheckpointHook(tmp_path / "none", every=0, num_rounds=5, sampler=sampler)
+    never.on_round_end(result(5))
+    assert not (tmp_path / "none").exists()
+
+
+def test_progress_bar_counts_from_the_first_round_to_run(tmp_path):
+    bar = ProgressBar(enabled=True)
+    bar.on_run_start(context(tmp_path, first_round=3, num_rounds=5))
+    bar.on_round_end(result(3))
+    assert bar.bar.n == 3 and bar.bar.total == 5
+    bar.on_run_end({})
+
+
+def test_fault_clock_sets_the_grids_round():
+    class Grid:
+        server_round = 0
+
+        def set_round(self, server_round: int) -> None:
+            self.server_round = server_round
+
+    grid = Grid()
+    FaultClock(grid).on_round_start(7)
+    assert grid.server_round == 7
+
+
+def test_crash_injector_kills_only_after_its_round(monkeypatch):
+    kills = []
+    monkeypatch.setattr("os.kill", lambda pid, sig: kills.append(sig))
+    hook = CrashInjector(after_round=2)
+    hook.on_round_end(result(1))
+    assert kills == []
+    hook.on_round_end(result(2))
+    assert len(kills) == 1
+
+
+def test_entropy_report_hook_adds_spearman(tmp_path):
+    (tmp_path / "partition.json").write_text(json.dumps({"label_entropy": [0.0, 0.5, 1.0, 2.0], "groups": None}))
+    (tmp_path / "sampler.jsonl").write_text(json.dumps({"round": 1, "entropy": [0.1, 0.2, 0.9, 1.5]}) + "\n")
+    hook = EntropyReportHook()
+    hook.on_run_start(context(tmp_path))
+    summary: dict = {}
+    hook.on_run_end(summary)
+    assert summary["entropy_spearman"] == pytest.approx(1.0)
+
+
+class CountingHook(RoundHook):
+    """A user's hook: counts rounds and adds the count to the summary."""
+
+    def __init__(self, label: str = "rounds_seen") -> None:
+        self.label = label
+        self.rounds = 0
+
+    def on_round_end(self, result: RoundResult) -> None:
+        self.rounds += 1
+
+    def on_run_end(self, summary: dict) -> None:
+        summary[self.label] = self.rounds
+
+
+def test_user_hook_from_config_by_target(tmp_path, small_overrides):
+    config = make_config(small_overrides + ["+hooks.count._target_=test_hooks.CountingHook",
+                                            "+hooks.count.label=counted"])
+    summary = run_experiment(build_experiment(config), tmp_path)
+    assert summary["counted"] == 3
+    assert json.loads((tmp_path / "summary.json").read_text())["counted"] == 3
+
+
+def test_entropy_report_runs_only_for_samplers_that_attach_it(tmp_path, small_overrides):
+    run_experiment(build_experiment(make_config(small_overrides)), tmp_path / "random")
+    assert not (tmp_path / "random" / "entropy_report.json").exists()
+    run_experiment(build_experiment(make_config(small_overrides + ["sampler=hics"])), tmp_path / "hics")
+    assert (tmp_path / "hics" / "entropy_report.json").exists()
+    assert json.loads((tmp_path / "hics" / "summary.json").read_text())["sampler"] == "hics"
