@@ -142,6 +142,9 @@ def build_experiment(cfg: DictConfig) -> Experiment:
         )
     except ValueError as exc:  # the sampler refusing the federation's shape
         raise ConfigError(f"sampler: {exc}") from None
+    if sampler.needs.true_label_distributions:  # oracle samplers only
+        labels = [dataset.y_train[idx] for idx in partitioning.client_indices]
+        sampler.receive_label_distributions(np.stack([np.bincount(y, minlength=dataset.num_classes) for y in labels]))
     train_config = LocalTrainingConfig.from_mapping(OmegaConf.to_container(cfg.train, resolve=True))
     hooks = build_hooks(cfg.sampler.get("hooks"), "sampler.hooks") + build_hooks(cfg.get("hooks"), "hooks")
     return Experiment(cfg, source, dataset, partitioning, model_factory, initial_arrays, strategy, engine,

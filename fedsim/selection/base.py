@@ -24,10 +24,16 @@ import numpy as np
 
 @dataclass(frozen=True)
 class SamplerNeeds:
-    """What a sampler needs from clients, so the strategy can provide it."""
+    """What a sampler needs, so the strategy (or the experiment) can provide it.
+
+    ``true_label_distributions``: the clients' real label histograms from the partition,
+    handed to :meth:`Sampler.receive_label_distributions` before the first round. Only
+    oracle samplers (upper bounds, not deployable methods) ask for it.
+    """
 
     probe_gradients: bool = False
     full_updates: bool = False
+    true_label_distributions: bool = False
 
 
 @dataclass
@@ -133,6 +139,9 @@ class Sampler(ABC):
         probes: dict[int, ProbeReport],
     ) -> list[int]:
         """Return ``count`` (>= 1, <= len(available)) distinct ids from sorted ``available``."""
+
+    def receive_label_distributions(self, histograms: np.ndarray) -> None:
+        """The clients' true label histograms (N, C), for samplers whose needs ask for them."""
 
     def observe(self, server_round: int, reports: list[ClientReport]) -> None:
         """Learn from the replies of the clients that trained this round (default: ignore)."""
