@@ -36,6 +36,9 @@ from typing import Any, Sequence
 import pandas as pd
 import yaml
 
+from fedsim.config_schema import IDENTITY_IGNORED_KEYS
+from fedsim.results.recorder import read_jsonl
+
 _SAMPLER_SHORT = {
     "HiCSSampler": "hics",
     "RandomSampler": "random",
@@ -44,9 +47,10 @@ _SAMPLER_SHORT = {
     "FedCorSampler": "fedcor",
     "ClusteredSampler": "clustered",
 }
-# config keys (dotted prefixes) that never split runs into settings
-_NOT_SETTING = ("seed", "sampler", "engine", "progress", "hics", "dataset", "partitioner",
-                "num_clients", "clients_per_round")
+# config keys that never split runs into settings: those that do not change a run's records,
+# what a study varies on purpose (seed, sampler) and what the setting label already shows
+_NOT_SETTING = IDENTITY_IGNORED_KEYS + ("seed", "sampler", "hics", "dataset", "partitioner", "num_clients",
+                                        "clients_per_round")
 ID_COLUMNS = ["run", "sampler", "setting", "seed", "finished"]
 
 
@@ -78,17 +82,6 @@ def find_runs(paths: Sequence[str | Path]) -> list[Path]:
         if path.is_dir():
             found.update(p.parent.resolve() for p in path.rglob("metrics.jsonl"))
     return sorted(found)
-
-
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """``metrics.jsonl`` rows, skipping a torn last line."""
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return rows
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -207,7 +200,7 @@ def load(paths: Sequence[str | Path]) -> Study:
         config = _read_yaml(run_dir / "config.yaml")
         summary = _read_json(run_dir / "summary.json")
         partition = _read_json(run_dir / "partition.json") or {}
-        rows = read_metrics(run_dir / "metrics.jsonl")
+        rows = read_jsonl(run_dir / "metrics.jsonl")
         records.append((run_dir, config, summary, partition, rows))
     settings = _setting_labels([r[1] for r in records])
     run_rows, frames = [], []
