@@ -21,8 +21,8 @@ from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 from fedsim.config import CONF_DIR  # noqa: E402
-from fedsim.config_schema import IDENTITY_IGNORED_KEYS, FedsimConfig  # noqa: E402
-from fedsim.errors import ConfigError  # noqa: E402
+from fedsim.config_schema import FedsimConfig  # noqa: E402
+from fedsim.errors import ConfigError, RunDiverged  # noqa: E402
 
 CONFIG_GROUPS = ("dataset", "partitioner", "model", "sampler", "algorithm", "engine", "faults", "experiment")
 EXIT_CONFIG_ERROR = 2
@@ -93,54 +93,6 @@ def quiet_flower(level: str = "WARNING") -> None:
 _task_started = False
 
 
-def plan_run(cfg: DictConfig, run_dir: Path) -> tuple[Path, DictConfig, bool] | None:
-    """Decide what to run: (folder, config, resume?), or None to skip a finished run.
-
-    ``resume=<folder>`` continues that run with its saved config. Otherwise the config
-    is checked first; a folder already holding the same run (a rerun sweep) is skipped
-    if finished and resumed if not; a folder holding a different run is refused.
-    Settings are validated once, when the experiment is built.
-    """
-    if cfg.get("resume") is not None:
-        saved_dir, saved_cfg = saved_run(cfg.resume)
-        print(f"fedsim: resuming {saved_dir} with its saved config", file=sys.stderr)
-        return saved_dir, saved_cfg, True
-    if not (run_dir / "metrics.jsonl").exists():
-        return run_dir, cfg, False
-    saved_dir, saved_cfg = saved_run(str(run_dir))
-    if not same_experiment(saved_cfg, cfg):
-        raise ConfigError(f"output folder {run_dir} holds a different run; choose another folder")
-    if (run_dir / "summary.json").exists():
-        print(f"fedsim: {run_dir} already finished; skipped", file=sys.stderr)
-        return None
-    print(f"fedsim: {run_dir} is unfinished; resuming it", file=sys.stderr)
-    return saved_dir, saved_cfg, True
-
-
-def same_experiment(saved: DictConfig, current: DictConfig) -> bool:
-    """Whether two configs describe the same run (engine and display settings aside)."""
-    from omegaconf import OmegaConf
-
-    def essence(cfg: DictConfig) -> dict:
-        plain = OmegaConf.to_container(cfg, resolve=True)
-        return {k: v for k, v in plain.items() if k not in IDENTITY_IGNORED_KEYS}
-
-    return essence(saved) == essence(current)
-
-
-def saved_run(folder: str) -> tuple[Path, DictConfig]:
-    """The folder and saved config of a run to resume (ConfigError if it is not one)."""
-    from omegaconf import OmegaConf
-
-    run_dir = Path(folder).expanduser()
-    if not (run_dir / "config.yaml").exists():
-        raise ConfigError(f"resume={folder}: no fedsim run there (config.yaml missing); give a run folder")
-    cfg = OmegaConf.load(run_dir / "config.yaml")
-    cfg.resume = str(run_dir)
-    cfg.crash_after_round = None
-    return run_dir, cfg
-
-
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 def hydra_main(cfg: DictConfig) -> float | None:
     """Run one simulation (one job of a sweep); returns the final accuracy."""
@@ -152,9 +104,10 @@ def hydra_main(cfg: DictConfig) -> float | None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         from fedsim.experiment import build_experiment, run_experiment
+        from fedsim.run_folders import plan_run
         from fedsim.results.run_lock import RunLock
 
-        plan = plan_run(cfg, run_dir)
+        plan = plan_run(cfg, run_dir, HydraConfig.get().overrides.task)
         if plan is None:
             return json.loads((run_dir / "summary.json").read_text())["final_accuracy"]
         run_dir, cfg, resume = plan
@@ -164,6 +117,10 @@ def hydra_main(cfg: DictConfig) -> float | None:
     except ConfigError as exc:
         print(f"fedsim: error: {exc}", file=sys.stderr)
         sys.exit(EXIT_CONFIG_ERROR)
+    except RunDiverged as exc:
+        print(f"fedsim: error: {exc}; records up to that round are in {run_dir}. Lower train.lr, "
+              f"or set on_divergence=continue to keep going", file=sys.stderr)
+        sys.exit(RunDiverged.exit_code)
     print_summary(summary)
     return summary["final_accuracy"]
 

@@ -62,6 +62,8 @@ def validate_config(cfg: DictConfig) -> None:
     _finite("train.weight_decay", train.weight_decay, 0.0)
     _finite("algorithm.proximal_mu", cfg.algorithm.proximal_mu, 0.0)
 
+    if cfg.on_divergence not in ("stop", "continue"):
+        raise ConfigError(f"on_divergence={cfg.on_divergence}: choose stop or continue")
     if not isinstance(cfg.checkpoint_every, int) or cfg.checkpoint_every < 0:
         raise ConfigError(f"checkpoint_every={cfg.checkpoint_every}: must be a whole number >= 0 (0 = no checkpoints)")
     crash = cfg.get("crash_after_round")

@@ -72,6 +72,7 @@ class FedsimConfig:
     checkpoint_every: int = 10
     resume: Optional[str] = None
     crash_after_round: Optional[int] = None
+    on_divergence: str = "stop"
     log_level: str = "INFO"
     flower_log_level: str = "ERROR"
     train: TrainConfig = field(default_factory=TrainConfig)

@@ -15,3 +15,12 @@ class DataError(ConfigError):
     A :class:`ConfigError`, so the CLI reports it in one line and exits 2; the message
     names the file and what is wrong with it.
     """
+
+
+class RunDiverged(RuntimeError):
+    """Training diverged (a non-finite loss or model); the CLI stops with exit code 3.
+
+    The records of every round up to the one that diverged are kept.
+    """
+
+    exit_code = 3

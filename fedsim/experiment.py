@@ -28,13 +28,14 @@ from fedsim.data.partitioners import Partitioning, as_partitioning, check_partit
 from fedsim.data.stats import partition_summary
 from fedsim.engine.faults import AvailabilitySchedule, FaultClock, FaultInjectingGrid
 from fedsim.errors import ConfigError
-from fedsim.hooks import CrashInjector, RoundHook, RunContext
+from fedsim.hooks import CrashInjector, DivergenceGuard, RoundHook, RunContext
 from fedsim.reporting import ProgressBar
-from fedsim.results.checkpoint import CheckpointHook, load_checkpoint, restore_sampler
+from fedsim.results.checkpoint import CheckpointHook, check_checkpoint, load_checkpoint, restore_sampler
 from fedsim.results.learning_curve import LearningCurveHook
 from fedsim.results.recorder import RecordsHook, RunRecorder, SummaryFile
 from fedsim.server.evaluation import CentralEvaluator
 from fedsim.server.loop import run_rounds
+from fedsim.run_folders import run_identity
 from fedsim.server.strategy import SamplingFedAvg
 
 # Independent random streams derived from the run seed: samplers compared under one seed
@@ -165,9 +166,12 @@ def run_hooks(experiment: Experiment, recorder: RunRecorder, run_dir: Path, resu
               extra: list[RoundHook]) -> list[RoundHook]:
     """fedsim's own hooks in order, with the sampler's, the user's and ``extra`` before the summary file."""
     cfg = experiment.cfg
-    hooks: list[RoundHook] = [RecordsHook(recorder),
-                              CheckpointHook(run_dir, cfg.checkpoint_every, cfg.num_rounds, experiment.strategy.sampler),
-                              ProgressBar(enabled=bool(cfg.progress))]
+    hooks: list[RoundHook] = [RecordsHook(recorder)]
+    if cfg.on_divergence == "stop":
+        hooks.append(DivergenceGuard())
+    hooks += [CheckpointHook(run_dir, cfg.checkpoint_every, cfg.num_rounds, experiment.strategy.sampler,
+                             run_identity(cfg)),
+              ProgressBar(enabled=bool(cfg.progress))]
     if cfg.get("crash_after_round") is not None:
         hooks.append(CrashInjector(cfg.crash_after_round))
     identity = {"rounds_run": cfg.num_rounds, "resumed_from_round": resumed_from, "engine": experiment.engine.name,
@@ -186,14 +190,17 @@ def run_experiment(experiment: Experiment, run_dir: str | Path, resume: bool = F
     """
     cfg, run_dir = experiment.cfg, Path(run_dir)
     checkpoint = load_checkpoint(run_dir) if resume else None
+    if checkpoint is not None:
+        check_checkpoint(checkpoint, run_identity(cfg), experiment.initial_arrays,
+                         [r.get("round") for r in RunRecorder.read_rows(run_dir)], cfg.num_rounds)
+        restore_sampler(experiment.strategy.sampler, checkpoint)
     done = checkpoint.server_round if checkpoint else 0
     recorder = RunRecorder(run_dir, resume_after_round=done if resume else None)
     if not resume:
         recorder.write_config(OmegaConf.to_yaml(cfg, resolve=True))
+    if not resume or not (run_dir / RunRecorder.PARTITION).exists():  # a kill before it was written
         recorder.write_partition(partition_summary(experiment.dataset.y_train, experiment.partitioning,
                                                    experiment.dataset.num_classes))
-    if checkpoint is not None:
-        restore_sampler(experiment.strategy.sampler, checkpoint)
     runtime = ClientRuntime(experiment.source, experiment.partitioning.client_indices, experiment.model_factory,
                             dataset=experiment.dataset)
     evaluator = CentralEvaluator(experiment.dataset.x_test, experiment.dataset.y_test, experiment.model_factory)

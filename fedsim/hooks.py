@@ -18,11 +18,15 @@ attached by its config (``sampler.hooks``); a user's hook by ``hooks.<name>._tar
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from fedsim.errors import RunDiverged
+from fedsim.server.validation import NON_FINITE
 
 if TYPE_CHECKING:
     from flwr.app import ArrayRecord
@@ -76,3 +80,25 @@ class CrashInjector(RoundHook):
         """SIGKILL once the chosen round's records are written."""
         if result.server_round == self.after_round:
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+class DivergenceGuard(RoundHook):
+    """Stops the run (:class:`~fedsim.errors.RunDiverged`, exit code 3) when training diverges.
+
+    Diverged means: the evaluated test loss is not finite, or every reply of a round was
+    rejected for non-finite values or a non-finite training loss (local training blew up
+    on every client, so the global model can no longer move). Put it after the records
+    hook, so the round that diverged is recorded. ``on_divergence=continue`` leaves it out.
+    """
+
+    def on_round_end(self, result: RoundResult) -> None:
+        """Raise RunDiverged if this round shows divergence."""
+        row = result.row
+        loss = row.get("loss")
+        if loss is not None and not math.isfinite(loss):
+            raise RunDiverged(f"training diverged at round {row['round']}: the test loss is {loss}")
+        reasons = list(row.get("rejected", {}).values())
+        blew_up = [r for r in reasons if NON_FINITE in r or "not a finite number" in r]
+        if row.get("selected") and blew_up and len(blew_up) == len(row["selected"]):
+            raise RunDiverged(f"training diverged at round {row['round']}: every client's update was "
+                              f"non-finite ({blew_up[0]})")

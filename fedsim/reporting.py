@@ -44,7 +44,11 @@ def print_summary(summary: dict[str, Any]) -> None:
         f"  rounds          {summary['rounds_run']}",
         f"  final accuracy  {fmt(summary['final_accuracy'])}",
         f"  best accuracy   {fmt(summary['best_accuracy'])}",
+        f"  client failures {summary.get('failed_client_rounds', 0)} failed client-rounds, "
+        f"{summary.get('rejected_replies', 0)} rejected replies",
         f"  wall time       {summary['wall_seconds']:.1f} s",
         f"  records         {summary['run_dir']}",
     ]
+    if summary.get("no_usable_reply"):
+        lines.append("  WARNING: every selected client failed or was rejected: the model never trained")
     print("\n".join(lines))

@@ -4,6 +4,10 @@ Everything is numpy arrays or a JSON string inside the archive, loaded with
 ``allow_pickle=False``: resuming never unpickles arbitrary objects. The file is written
 to a temporary name, fsynced and renamed over ``checkpoint.npz``, so a crash leaves
 either the previous checkpoint or the new one, never half of one.
+
+A checkpoint carries the identity of its run (config hash, seed, client count, model
+shapes): :func:`check_checkpoint` refuses, in one line, one that belongs to another run,
+points past the run's end, holds non-finite weights, or does not continue the records.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 import numpy as np
 from flwr.app import Array, ArrayRecord
 
+from fedsim.errors import ConfigError
 from fedsim.hooks import RoundHook, RoundResult
 from fedsim.results.state import capture, restore_into
 
@@ -33,15 +38,17 @@ class Checkpoint:
     arrays: ArrayRecord
     sampler_tree: dict[str, Any]
     sampler_arrays: dict[str, np.ndarray]
+    identity: dict[str, Any] | None = None
 
 
-def save_checkpoint(run_dir: str | Path, server_round: int, arrays: ArrayRecord, sampler: Any) -> Path:
-    """Write the checkpoint of a finished round atomically."""
+def save_checkpoint(run_dir: str | Path, server_round: int, arrays: ArrayRecord, sampler: Any,
+                    identity: dict[str, Any] | None = None) -> Path:
+    """Write the checkpoint of a finished round atomically, with its run's ``identity``."""
     path = Path(run_dir) / CHECKPOINT
     tree, sampler_arrays = capture(sampler)
     payload: dict[str, np.ndarray] = {f"{MODEL_PREFIX}{k}": v.numpy() for k, v in arrays.items()}
     payload.update({f"{SAMPLER_PREFIX}{k}": v for k, v in sampler_arrays.items()})
-    meta = {"round": server_round, "model_keys": list(arrays.keys()), "sampler": tree}
+    meta = {"round": server_round, "model_keys": list(arrays.keys()), "sampler": tree, "identity": identity}
     payload["meta"] = np.array(json.dumps(meta))
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as handle:
@@ -53,17 +60,44 @@ def save_checkpoint(run_dir: str | Path, server_round: int, arrays: ArrayRecord,
 
 
 def load_checkpoint(run_dir: str | Path) -> Checkpoint | None:
-    """Read the run's checkpoint, or None if it has none."""
+    """Read the run's checkpoint, or None if it has none (ConfigError if it cannot be read)."""
     path = Path(run_dir) / CHECKPOINT
     if not path.exists():
         return None
-    with np.load(path, allow_pickle=False) as archive:
-        meta = json.loads(str(archive["meta"]))
-        arrays = ArrayRecord({k: Array(np.array(archive[MODEL_PREFIX + k])) for k in meta["model_keys"]})
-        sampler_arrays = {
-            name[len(SAMPLER_PREFIX):]: np.array(archive[name]) for name in archive.files if name.startswith(SAMPLER_PREFIX)
-        }
-    return Checkpoint(int(meta["round"]), arrays, meta["sampler"], sampler_arrays)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            meta = json.loads(str(archive["meta"]))
+            arrays = ArrayRecord({k: Array(np.array(archive[MODEL_PREFIX + k])) for k in meta["model_keys"]})
+            sampler_arrays = {
+                name[len(SAMPLER_PREFIX):]: np.array(archive[name])
+                for name in archive.files if name.startswith(SAMPLER_PREFIX)
+            }
+        return Checkpoint(int(meta["round"]), arrays, meta["sampler"], sampler_arrays, meta.get("identity"))
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"{path}: not a readable fedsim checkpoint ({reason}); delete it to restart the run") from None
+
+
+def check_checkpoint(checkpoint: Checkpoint, identity: dict[str, Any], initial: ArrayRecord,
+                     recorded_rounds: list[int], num_rounds: int) -> None:
+    """Refuse (ConfigError) a checkpoint that does not belong to, or continue, this run."""
+    where = f"{CHECKPOINT} (round {checkpoint.server_round})"
+    if checkpoint.identity != identity:
+        theirs = checkpoint.identity or {}
+        differs = [k for k in identity if theirs.get(k) != identity[k]]
+        raise ConfigError(f"{where} belongs to another run ({', '.join(differs) or 'no identity'} differ); "
+                          f"delete it to restart, or resume the run it came from")
+    if not 1 <= checkpoint.server_round <= num_rounds:
+        raise ConfigError(f"{where}: the round is outside 1..{num_rounds}; delete the checkpoint to restart")
+    for key, array in initial.items():
+        if key not in checkpoint.arrays or checkpoint.arrays[key].shape != array.shape:
+            raise ConfigError(f"{where}: model weights {key} do not match this run's model; delete it to restart")
+        if not np.all(np.isfinite(checkpoint.arrays[key].numpy())):
+            raise ConfigError(f"{where}: model weights {key} are not finite; delete it to restart")
+    kept = sorted(r for r in recorded_rounds if r <= checkpoint.server_round)
+    if kept != list(range(1, checkpoint.server_round + 1)):
+        raise ConfigError(f"{where}: metrics.jsonl does not hold rounds 1..{checkpoint.server_round}; "
+                          f"the records cannot continue from it")
 
 
 def restore_sampler(sampler: Any, checkpoint: Checkpoint) -> None:
@@ -74,8 +108,10 @@ def restore_sampler(sampler: Any, checkpoint: Checkpoint) -> None:
 class CheckpointHook(RoundHook):
     """Saves a checkpoint every ``every`` rounds and after the last round (0: never)."""
 
-    def __init__(self, run_dir: str | Path, every: int, num_rounds: int, sampler: Any) -> None:
+    def __init__(self, run_dir: str | Path, every: int, num_rounds: int, sampler: Any,
+                 identity: dict[str, Any] | None = None) -> None:
         self.run_dir = run_dir
+        self.identity = identity
         self.every = int(every)
         self.num_rounds = int(num_rounds)
         self.sampler = sampler
@@ -83,4 +119,4 @@ class CheckpointHook(RoundHook):
     def on_round_end(self, result: RoundResult) -> None:
         """Checkpoint the global model and the sampler's state when the round is due."""
         if self.every and (result.server_round % self.every == 0 or result.server_round == self.num_rounds):
-            save_checkpoint(self.run_dir, result.server_round, result.arrays, self.sampler)
+            save_checkpoint(self.run_dir, result.server_round, result.arrays, self.sampler, self.identity)

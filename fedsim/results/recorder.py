@@ -106,7 +106,12 @@ class RunRecorder:
 
     def rows(self) -> list[dict[str, Any]]:
         """The metrics rows written so far."""
-        return read_jsonl(self.run_dir / self.METRICS)
+        return self.read_rows(self.run_dir)
+
+    @classmethod
+    def read_rows(cls, run_dir: str | Path) -> list[dict[str, Any]]:
+        """The metrics rows of the run in ``run_dir`` (none if it has no records)."""
+        return read_jsonl(Path(run_dir) / cls.METRICS)
 
     def write_config(self, yaml_text: str) -> None:
         """Save the resolved configuration (atomically: a crash never leaves half a file)."""

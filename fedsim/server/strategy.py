@@ -273,6 +273,7 @@ class SamplingFedAvg(FedAvg):
             problem = reply_problem(reply.content, self._global, output_layer_names(), max_examples)
             if problem is not None:
                 log_entry.rejected[pid] = problem
+                log_entry.failure_reasons[pid] = f"rejected: {problem}"
                 log(WARNING, "round %s: rejected the reply of partition %s: %s", server_round, pid, problem)
                 continue
             good.append(reply)

@@ -13,6 +13,9 @@ from typing import Any
 import numpy as np
 from flwr.app import ArrayRecord, RecordDict
 
+NON_FINITE = "NaN or inf values"
+"""What a reply's array with non-finite values is rejected for."""
+
 
 def _finite_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
@@ -30,7 +33,7 @@ def _check_arrays(record: Any, expected: dict[str, tuple[tuple[int, ...], np.dty
         if array.dtype != dtype:
             return f"{name}.{key}: dtype {array.dtype} != {dtype}"
         if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
-            return f"{name}.{key}: NaN or inf values"
+            return f"{name}.{key}: {NON_FINITE}"
     return None
 
 

@@ -1,0 +1,148 @@
+"""What to do with a run folder: start a run, resume one, skip a finished one, or refuse.
+
+A run folder comes from outside (a colleague's results, a download): nothing in it may run
+code. Its ``config.yaml`` may only name the ``_target_`` classes of fedsim's own config groups
+(``conf/``); anything else is refused in one line before anything is built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+from fedsim.config import CONF_DIR
+from fedsim.config_schema import IDENTITY_IGNORED_KEYS
+from fedsim.errors import ConfigError
+
+RESUME_COMPATIBLE = ("resume", "progress", "log_level", "flower_log_level", "engine", "device")
+"""Settings that may be given with ``resume=``: they change how, not what, the run computes."""
+
+FEDSIM_FILES = ("metrics.jsonl", "config.yaml", "partition.json", "summary.json", "sampler.jsonl",
+                "checkpoint.npz")
+"""Files fedsim writes into a run folder: a folder holding any of them is not a fresh one."""
+
+
+def plan_run(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> tuple[Path, DictConfig, bool] | None:
+    """Decide what to run: (folder, config, resume?), or None when there is nothing to do.
+
+    ``resume=<folder>`` continues that run with its saved config (no other settings but
+    :data:`RESUME_COMPATIBLE`; a finished run is left as it is). Otherwise a fresh folder
+    starts a run; a folder already holding the same run (a rerun sweep) is skipped if
+    finished and resumed if not, with the user's own (identical) config; a folder holding a
+    different run, or files fedsim writes but no run of the same config, is refused.
+    """
+    if cfg.get("resume") is not None:
+        extra = [o for o in overrides if o.split("=", 1)[0].lstrip("+~").split(".")[0] not in RESUME_COMPATIBLE]
+        if extra:
+            raise ConfigError(f"resume={cfg.resume} takes no other settings (got {' '.join(extra)}): a resumed run "
+                              f"continues with its saved config; start a new run to change settings")
+        saved_dir, saved_cfg = saved_run(cfg.resume)
+        if (saved_dir / "summary.json").exists():
+            print(f"fedsim: {saved_dir} already finished; nothing to resume", file=sys.stderr)
+            return None
+        for key in ("progress", "log_level", "flower_log_level", "engine", "device"):
+            saved_cfg[key] = cfg[key]  # how to run comes from this command, what to run from the folder
+        print(f"fedsim: resuming {saved_dir} with its saved config", file=sys.stderr)
+        return saved_dir, saved_cfg, True
+    written = [name for name in FEDSIM_FILES if (run_dir / name).exists()]
+    if not written:
+        return run_dir, cfg, False
+    if not (run_dir / "metrics.jsonl").exists():
+        raise ConfigError(f"output folder {run_dir} already holds {', '.join(written)}; choose another folder "
+                          f"(hydra.run.dir=...)")
+    _, saved_cfg = saved_run(str(run_dir))
+    if not same_experiment(saved_cfg, cfg):
+        raise ConfigError(f"output folder {run_dir} holds a different run; choose another folder")
+    if (run_dir / "summary.json").exists():
+        print(f"fedsim: {run_dir} already finished; skipped", file=sys.stderr)
+        return None
+    print(f"fedsim: {run_dir} is unfinished; resuming it", file=sys.stderr)
+    return run_dir, cfg, True
+
+
+def run_identity(cfg: DictConfig) -> dict[str, Any]:
+    """What makes a run this run: a hash of its records-defining settings, seed, client count."""
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    essence = {k: v for k, v in plain.items() if k not in IDENTITY_IGNORED_KEYS + ("resume", "crash_after_round")}
+    digest = hashlib.sha256(json.dumps(essence, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return {"config_hash": digest, "seed": int(cfg.seed), "num_clients": int(cfg.num_clients)}
+
+
+def same_experiment(saved: DictConfig, current: DictConfig) -> bool:
+    """Whether two configs describe the same run (settings that do not change records aside)."""
+
+    def essence(cfg: DictConfig) -> dict:
+        plain = OmegaConf.to_container(cfg, resolve=True)
+        return {k: v for k, v in plain.items() if k not in IDENTITY_IGNORED_KEYS}
+
+    return essence(saved) == essence(current)
+
+
+@lru_cache(maxsize=1)
+def known_targets() -> frozenset[str]:
+    """Every ``_target_`` named by fedsim's own config files."""
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "_target_" and isinstance(value, str):
+                    found.add(value)
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for path in CONF_DIR.rglob("*.yaml"):
+        walk(yaml.safe_load(path.read_text()))
+    return frozenset(found)
+
+
+def foreign_targets(node: Any, path: str = "") -> list[str]:
+    """``setting=target`` for every ``_target_`` in ``node`` that fedsim's configs do not name."""
+    if isinstance(node, dict):
+        found = []
+        for key, value in node.items():
+            where = f"{path}.{key}" if path else str(key)
+            if key == "_target_" and value not in known_targets():
+                found.append(f"{where}={value}")
+            found += foreign_targets(value, where)
+        return found
+    if isinstance(node, list):
+        return [t for i, v in enumerate(node) for t in foreign_targets(v, f"{path}[{i}]")]
+    return []
+
+
+def saved_run(folder: str) -> tuple[Path, DictConfig]:
+    """The folder and saved config of a run to resume (ConfigError if it is not one, or not safe).
+
+    The config is read as plain YAML (no tags, no code) and may only name fedsim's own
+    targets; a run of your own plugin classes is resumed by rerunning its original command
+    with ``hydra.run.dir=<folder>``, which uses the config you give, not the folder's.
+    """
+    run_dir = Path(folder).expanduser()
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise ConfigError(f"resume={folder}: no fedsim run there (config.yaml missing); give a run folder")
+    try:
+        plain = yaml.safe_load(path.read_text())
+        if not isinstance(plain, dict):
+            raise ValueError("not a mapping")
+    except Exception as exc:
+        raise ConfigError(f"resume={folder}: config.yaml is not a readable config ({exc})") from None
+    foreign = foreign_targets(plain)
+    if foreign:
+        raise ConfigError(f"resume={folder}: config.yaml names {foreign[0]}, which is not one of fedsim's own "
+                          f"classes; rerun the original command with hydra.run.dir={folder} to continue it")
+    cfg = OmegaConf.create(plain)
+    cfg.resume = str(run_dir)
+    cfg.crash_after_round = None
+    return run_dir, cfg
