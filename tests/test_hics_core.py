@@ -288,3 +288,31 @@ def test_variance_fallback_with_real_clustered_sampling():
     for chosen in run_rounds(sampler, skewed, 10)[4:]:
         assert len(set(chosen)) == 5
     assert sampler.diagnostics()["phase"] == "fallback"
+
+
+# ------------------------------------------------------ the diverse variant
+def test_positive_part_entropy_is_scale_free_and_reads_the_label_mix():
+    from fedsim.selection.hics import positive_part_entropy
+
+    one_class = np.array([0.9, -0.1, -0.3, -0.5])
+    two_classes = np.array([0.4, 0.4, -0.3, -0.5])
+    assert positive_part_entropy(one_class) == pytest.approx(0.0)
+    assert positive_part_entropy(two_classes) == pytest.approx(math.log(2))
+    assert positive_part_entropy(two_classes * 1e-4) == pytest.approx(positive_part_entropy(two_classes))
+    assert positive_part_entropy(-np.abs(one_class)) == pytest.approx(math.log(4))  # no positive part: no information
+    # the softmax estimate drifts with the scale instead
+    assert estimate_entropy(two_classes * 1e-4, 0.0025) > estimate_entropy(two_classes, 0.0025) + 0.5
+
+
+def test_relative_annealing_bounds_the_cluster_probability_ratio():
+    updates = skewed_population(15, 5)
+    for annealing, bounded in (("absolute", False), ("relative", True)):
+        sampler = make_sampler(20, 5, gamma0=1.0 if bounded else 40.0, annealing=annealing)
+        run_rounds(sampler, updates, 4)
+        sampler.select(5, np.arange(20), 5, {})
+        probs = np.array(sampler.diagnostics()["cluster_probabilities"])
+        ratio = probs.max() / probs.min()
+        if bounded:
+            assert ratio <= math.exp(1.0 * (1 - 5 / 200)) + 1e-9
+        else:
+            assert ratio > math.exp(1.0)

@@ -58,6 +58,24 @@ def ward_clusters(distance: np.ndarray, num_clusters: int) -> np.ndarray:
         return model.fit_predict(np.asarray(distance, dtype=np.float64))
 
 
+def positive_part_entropy(updates: np.ndarray) -> np.ndarray | float:
+    """Entropy (nats) of the normalised positive part of each update, along the last axis.
+
+    A client's bias update is positive on the classes it holds more of than the model
+    predicts, so ``max(u, 0) / sum(max(u, 0))`` is a label mix and its entropy a label
+    heterogeneity estimate. It is scale-free: it does not drift as updates shrink while the
+    model fits (the softmax estimate does, towards ln C). An update with no positive part
+    gives ln C (no information: treated as balanced, as a zero update is by the softmax).
+    """
+    u = np.clip(np.asarray(updates, dtype=np.float64), 0.0, None)
+    total = u.sum(axis=-1, keepdims=True)
+    num_classes = u.shape[-1]
+    p = np.divide(u, total, out=np.full_like(u, 1.0 / num_classes), where=total > 0)
+    logs = np.log(np.where(p > 0, p, 1.0))
+    entropy = -(p * logs).sum(axis=-1)
+    return float(entropy) if entropy.ndim == 0 else entropy
+
+
 def annealed_gamma(gamma0: float, server_round: int, total_rounds: int) -> float:
     """gamma_t = gamma0 * (1 - t / T_R), floored at 0 for rounds past the budget."""
     return max(0.0, gamma0 * (1.0 - server_round / total_rounds))
@@ -79,8 +97,14 @@ class HiCSSampler(Sampler):
     gamma0 : initial annealing coefficient; gamma_t = gamma0 * (1 - t / T_R).
     lam : weight of the entropy gap in the clustering distance.
     num_clusters : M; None means M = K (clients per round).
-    estimator : what the entropy is computed on: "bias" (delta_b, paper) or
+    estimator : how the entropy is estimated: "bias" (softmax(delta_b / T), paper),
+        "positive_part" (entropy of the normalised positive part of delta_b: scale-free,
+        fedsim's variant, see :func:`positive_part_entropy`) or
         "weight_rows" (row means of delta_W, authors' code).
+    annealing : "absolute" (paper: cluster probabilities softmax(gamma_t * Hbar_m)) or
+        "relative" (fedsim's variant: gamma_t is divided by the spread max - min of the cluster
+        mean entropies, so ``gamma_t`` is the log of the largest probability ratio between two
+        clusters, whatever the scale of the estimates: no cluster can take all the slots).
     warmup_order : "random" (paper) or "index" (authors' code) order of first reports.
     refresh : True (paper) overwrites a client's stored update whenever it reports again;
         False (authors' code, multi-alpha settings) keeps its first report.
@@ -113,6 +137,7 @@ class HiCSSampler(Sampler):
         lam: float = 10.0,
         num_clusters: int | None = None,
         estimator: str = "bias",
+        annealing: str = "absolute",
         warmup_order: str = "random",
         refresh: bool = True,
         within_cluster: str = "data_size",
@@ -124,7 +149,8 @@ class HiCSSampler(Sampler):
         micro_clusters: int = 500,
     ) -> None:
         choices = {
-            "estimator": (estimator, ("bias", "weight_rows")),
+            "estimator": (estimator, ("bias", "weight_rows", "positive_part")),
+            "annealing": (annealing, ("absolute", "relative")),
             "warmup_order": (warmup_order, ("random", "index")),
             "within_cluster": (within_cluster, ("data_size", "uniform")),
             "distance_on": (distance_on, ("bias", "output_layer")),
@@ -150,6 +176,7 @@ class HiCSSampler(Sampler):
         self.lam = float(lam)
         self.num_clusters = num_clusters
         self.estimator = estimator
+        self.annealing = annealing
         self.warmup_order = warmup_order
         self.refresh = bool(refresh)
         self.within_cluster = within_cluster
@@ -182,7 +209,9 @@ class HiCSSampler(Sampler):
         """H_hat per client (N,); NaN for clients that never reported."""
         h = np.full(self.num_clients, np.nan)
         if self._signal is not None:
-            h[self._reported] = estimate_entropy(self._signal[self._reported], self.temperature)
+            signal = self._signal[self._reported]
+            h[self._reported] = (positive_part_entropy(signal) if self.estimator == "positive_part"
+                                 else estimate_entropy(signal, self.temperature))
         return h
 
     def observe(self, server_round: int, reports: list[ClientReport]) -> None:
@@ -194,7 +223,7 @@ class HiCSSampler(Sampler):
             scale = 1.0 / max(r.num_steps, 1) if self.normalize_by_steps else 1.0
             bias = np.asarray(r.bias_update, dtype=np.float64) * scale
             weight = np.asarray(r.weight_update, dtype=np.float64) * scale
-            signal = bias if self.estimator == "bias" else weight.mean(axis=1)
+            signal = weight.mean(axis=1) if self.estimator == "weight_rows" else bias
             direction = bias if self.distance_on == "bias" else np.concatenate([weight.ravel(), bias])
             if self._signal is None:
                 self._signal = np.zeros((self.num_clients, signal.size))
@@ -259,7 +288,12 @@ class HiCSSampler(Sampler):
         if self.mode == "exact":
             labels = ward_clusters(distance, num_clusters)
         mean_h = np.bincount(labels, weights=entropies) / np.bincount(labels)
-        probs = cluster_probabilities(mean_h, diag["gamma_t"])
+        gamma = diag["gamma_t"]
+        if self.annealing == "relative":  # gamma_t bounds the log-ratio of the likeliest to the least likely cluster
+            spread = float(mean_h.max() - mean_h.min())
+            gamma = gamma / spread if spread > 0 else 0.0
+            diag["gamma_effective"] = gamma
+        probs = cluster_probabilities(mean_h, gamma)
         weights = self.client_sizes[candidates] if self.within_cluster == "data_size" else None
         cluster = np.full(self.num_clients, None, dtype=object)
         cluster[candidates] = labels.tolist()
