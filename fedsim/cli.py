@@ -82,6 +82,22 @@ def check_value_overrides(argv: list[str]) -> None:
                 raise ConfigError(f"{key}={value}: {reason}") from None
 
 
+def check_output_folders(argv: list[str]) -> None:
+    """Refuse an output folder that cannot be created or written, before Hydra tries to."""
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        if key.lstrip("+") not in ("hydra.run.dir", "hydra.sweep.dir") or not value or "${" in value:
+            continue
+        folder = Path(value).expanduser()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            probe = folder / f".fedsim-write-test-{os.getpid()}"
+            probe.touch()
+            probe.unlink()
+        except OSError as exc:
+            raise ConfigError(f"{key}={value}: cannot write there ({exc.strerror or exc}); choose another folder") from None
+
+
 def quiet_flower(level: str = "WARNING") -> None:
     """Lower Flower's log level and drop its duplicate console handler under Hydra."""
     flwr_logger = logging.getLogger("flwr")
@@ -130,6 +146,7 @@ def main() -> None:
     try:
         check_group_overrides(sys.argv[1:])
         check_value_overrides(sys.argv[1:])
+        check_output_folders(sys.argv[1:])
     except ConfigError as exc:
         print(f"fedsim: error: {exc}", file=sys.stderr)
         sys.exit(EXIT_CONFIG_ERROR)

@@ -60,6 +60,8 @@ class DigitsSource:
     name = "digits"
 
     def __init__(self, test_fraction: float = 0.2, split_seed: int = 0) -> None:
+        if not 0.0 < float(test_fraction) < 1.0:
+            raise ConfigError(f"dataset.test_fraction={test_fraction}: must be a fraction in (0, 1), e.g. 0.2")
         self.test_fraction = test_fraction
         self.split_seed = split_seed
 
