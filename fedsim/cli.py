@@ -24,7 +24,8 @@ from fedsim.config import CONF_DIR  # noqa: E402
 from fedsim.config_schema import FedsimConfig  # noqa: E402
 from fedsim.errors import ConfigError, RunDiverged  # noqa: E402
 
-CONFIG_GROUPS = ("dataset", "partitioner", "model", "sampler", "algorithm", "engine", "faults", "experiment")
+CONFIG_GROUPS = ("dataset", "partitioner", "model", "sampler", "algorithm", "engine", "faults", "experiment",
+                 "tracking")
 EXIT_CONFIG_ERROR = 2
 
 
@@ -48,7 +49,8 @@ def check_group_overrides(argv: list[str]) -> None:
         if group not in CONFIG_GROUPS or "(" in value:
             continue
         choices = config_choices(group)
-        for name in value.split(","):
+        for name in value.strip("[]").split(","):
+            name = name.strip()
             if name and name not in choices:
                 raise ConfigError(f"{group}={name}: unknown {group}; choose one of {', '.join(choices)}")
 
@@ -121,6 +123,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
     try:
         from fedsim.experiment import build_experiment, run_experiment
         from fedsim.run_folders import plan_run
+        from fedsim.logs import close_logging, setup_logging
         from fedsim.results.run_lock import RunLock
 
         plan = plan_run(cfg, run_dir, HydraConfig.get().overrides.task)
@@ -128,8 +131,12 @@ def hydra_main(cfg: DictConfig) -> float | None:
             return json.loads((run_dir / "summary.json").read_text())["final_accuracy"]
         run_dir, cfg, resume = plan
         with RunLock(run_dir):  # one writer per run folder, for the whole run
-            experiment = build_experiment(cfg)
-            summary = run_experiment(experiment, run_dir, resume=resume)
+            setup_logging(run_dir, cfg.get("log_level", "INFO"))
+            try:
+                experiment = build_experiment(cfg)
+                summary = run_experiment(experiment, run_dir, resume=resume)
+            finally:
+                close_logging()
     except ConfigError as exc:
         print(f"fedsim: error: {exc}", file=sys.stderr)
         sys.exit(EXIT_CONFIG_ERROR)

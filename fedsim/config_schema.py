@@ -20,7 +20,7 @@ from omegaconf import MISSING
 SCHEMA_NAME = "fedsim_schema"
 
 IDENTITY_IGNORED_KEYS = ("progress", "resume", "crash_after_round", "engine", "device", "log_level",
-                         "flower_log_level", "hooks")
+                         "flower_log_level", "hooks", "tracking")
 """Settings that do not change a run's records: they never make two runs "different".
 
 Used when a rerun sweep decides whether a folder holds the same run, by ``fedsim-compare``

@@ -29,6 +29,7 @@ from fedsim.data.stats import partition_summary
 from fedsim.engine.faults import AvailabilitySchedule, FaultClock, FaultInjectingGrid
 from fedsim.errors import ConfigError
 from fedsim.hooks import CrashInjector, DivergenceGuard, RoundHook, RunContext
+from fedsim.logs import FailureReport
 from fedsim.reporting import ProgressBar
 from fedsim.results.checkpoint import CheckpointHook, check_checkpoint, load_checkpoint, restore_sampler
 from fedsim.results.learning_curve import LearningCurveHook
@@ -166,7 +167,7 @@ def run_hooks(experiment: Experiment, recorder: RunRecorder, run_dir: Path, resu
               extra: list[RoundHook]) -> list[RoundHook]:
     """fedsim's own hooks in order, with the sampler's, the user's and ``extra`` before the summary file."""
     cfg = experiment.cfg
-    hooks: list[RoundHook] = [RecordsHook(recorder)]
+    hooks: list[RoundHook] = [RecordsHook(recorder), FailureReport()]
     if cfg.on_divergence == "stop":
         hooks.append(DivergenceGuard())
     hooks += [CheckpointHook(run_dir, cfg.checkpoint_every, cfg.num_rounds, experiment.strategy.sampler,

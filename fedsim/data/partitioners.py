@@ -270,25 +270,71 @@ class ShardsPartitioner:
 
 
 class FlwrDatasetsPartitioner:
-    """Adapter for any ``flwr_datasets`` partitioner.
+    """Adapter for any ``flwr_datasets`` partitioner, seeded or not.
 
     ``partitioner`` is a callable taking ``num_partitions`` (Hydra: ``_partial_: true``),
-    e.g. ``flwr_datasets.partitioner.DirichletPartitioner`` with ``partition_by: label``.
-    The labels are wrapped in an in-memory ``datasets.Dataset`` (no download) and each
+    e.g. ``flwr_datasets.partitioner.DirichletPartitioner`` with ``partition_by: label``,
+    or ``flwr_datasets.partitioner.IidPartitioner``. The labels are wrapped in an
+    in-memory ``datasets.Dataset`` (columns ``label`` and ``row``; no download) and each
     partition's row indices are read back. Partitioning happens once, in the driver.
+
+    Seeding, from the run's partition stream (``rng``):
+
+    - a partitioner whose constructor takes ``seed`` gets one drawn from ``rng``, unless
+      the config fixes it (``partitioner.partitioner.seed=3``; ``null`` or leaving it out
+      means "from the run seed"); one without a ``seed`` argument is called without it;
+    - with ``shuffle`` (default), the rows are handed over in an order drawn from ``rng``,
+      as flwr-datasets' ``FederatedDataset`` shuffles before partitioning: partitioners
+      that cut the table in order (``IidPartitioner`` shards it contiguously) then give
+      random, run-seeded partitions instead of label-sorted ones.
     """
 
-    def __init__(self, partitioner: Callable[..., Any]) -> None:
+    def __init__(self, partitioner: Callable[..., Any], shuffle: bool = True) -> None:
         self.factory = partitioner
+        self.shuffle = shuffle
+
+    def _name(self) -> str:
+        import functools
+
+        target = self.factory.func if isinstance(self.factory, functools.partial) else self.factory
+        return getattr(target, "__name__", type(target).__name__)
+
+    def _factory(self) -> tuple[Callable[..., Any], bool]:
+        """The factory to call, and whether to pass it a seed drawn from the run.
+
+        A ``seed: null`` the config carries (Hydra cannot delete a null key, so it stays
+        when ``_target_`` is switched to a partitioner without a seed) is dropped; the run's
+        seed is passed when the constructor takes ``seed`` and the config does not fix it.
+        """
+        import functools
+        import inspect
+
+        factory = self.factory
+        if isinstance(factory, functools.partial) and "seed" in factory.keywords and factory.keywords["seed"] is None:
+            keywords = {k: v for k, v in factory.keywords.items() if k != "seed"}
+            factory = functools.partial(factory.func, *factory.args, **keywords)
+        if isinstance(factory, functools.partial) and "seed" in factory.keywords:
+            return factory, False  # fixed in the config
+        try:
+            parameter = inspect.signature(factory).parameters.get("seed")
+        except (TypeError, ValueError):
+            return factory, False
+        return factory, parameter is not None and parameter.kind is not inspect.Parameter.POSITIONAL_ONLY
 
     def split(self, labels: np.ndarray, num_clients: int, rng: np.random.Generator) -> Partitioning:
         """Run the flwr-datasets partitioner on a (label, row) table."""
         from datasets import Dataset
 
-        inner = self.factory(num_partitions=num_clients)
-        if hasattr(inner, "_seed") and getattr(inner, "_seed", None) is None:
-            inner._seed = int(rng.integers(2**31))
-        inner.dataset = Dataset.from_dict({"label": labels.tolist(), "row": list(range(len(labels)))})
-        return Partitioning(
-            [np.sort(np.asarray(inner.load_partition(k)["row"], dtype=np.int64)) for k in range(num_clients)]
-        )
+        factory, seeded_by_run = self._factory()
+        extra = {"seed": int(rng.integers(2**31))} if seeded_by_run else {}
+        rows = rng.permutation(len(labels)) if self.shuffle else np.arange(len(labels))
+        try:
+            inner = factory(num_partitions=num_clients, **extra)
+            inner.dataset = Dataset.from_dict({"label": labels[rows].tolist(), "row": rows.tolist()})
+            parts = [np.asarray(inner.load_partition(k)["row"], dtype=np.int64) for k in range(num_clients)]
+        except ConfigError:
+            raise
+        except Exception as exc:  # the flwr-datasets partitioner refusing its settings or the data
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ConfigError(f"partitioner: flwr-datasets {self._name()}: {reason}") from None
+        return Partitioning([np.sort(part) for part in parts])
