@@ -1,7 +1,8 @@
 """The heterogeneity-sampling study (FMNIST setting 2 on the paper's partition): run and report.
 
-Runs ``fedsim +experiment=paper_fmnist_s2 sampler=<s> seed=<k>`` into ``--out`` (resumable:
-finished runs are skipped, unfinished ones resume; rerun the same command across sittings),
+Runs ``fedsim +experiment=paper_fmnist_s2 sampler=<s> seed=<k>`` into ``--out`` as one Hydra
+multirun on the joblib launcher (``experiments/sweep.py``; resumable: finished runs are
+skipped, unfinished ones resume; rerun the same command across sittings),
 then writes, next to the records:
 
 - ``fedsim-compare``'s report against uniform random (``comparison.md``, ``paired.csv`` ...);
@@ -19,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -31,17 +30,11 @@ from sklearn.metrics import roc_auc_score
 from fedsim.compare import compare, load, selection_health
 from fedsim.compare.report import md_table
 from fedsim.results.recorder import read_jsonl
+from sweep import run_sweep
 
 DEFAULT_OUT = Path("experiments/results/heterogeneity_s2")
 SAMPLERS = ["random", "random_proportional", "hics", "hics_reference", "hics_diverse", "hics_oracle", "fedcor",
             "clustered"]
-
-
-def run_one(out: Path, sampler: str, seed: int, extra: list[str]) -> None:
-    """One (sampler, seed) run; fedsim skips it if finished and resumes it if not."""
-    subprocess.run([sys.executable, "-m", "fedsim.cli", "+experiment=paper_fmnist_s2", f"sampler={sampler}",
-                    f"seed={seed}", "progress=false", f"hydra.run.dir={out}/{sampler}_seed{seed}", *extra],
-                   check=True, stdout=subprocess.DEVNULL)
 
 
 def estimator_quality(run_dir: Path, window: int = 25) -> list[dict]:
@@ -111,12 +104,11 @@ def main() -> None:
     parser.add_argument("--samplers", nargs="+", default=SAMPLERS)
     parser.add_argument("--seeds", nargs="+", type=int, default=list(range(10)))
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (one core each)")
     parser.add_argument("--report-only", action="store_true")
     args, extra = parser.parse_known_args()
     if not args.report_only:
-        for seed in args.seeds:
-            for sampler in args.samplers:
-                run_one(args.out, sampler, seed, extra)
+        run_sweep(args.out, "paper_fmnist_s2", args.samplers, args.seeds, args.jobs, extra)
     compare([args.out], target=0.75, smooth=5, baseline="random", out=args.out)
     study = load([args.out]).finished()
     for path in (write_estimator_quality(args.out, study), write_selection_health(args.out, study)):

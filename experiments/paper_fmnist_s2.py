@@ -1,7 +1,7 @@
 """The paper's Fashion-MNIST setting 2 with every sampler: rounds to 75% next to Table 2.
 
-Runs ``fedsim +experiment=paper_fmnist_s2 sampler=<s> seed=<k> hydra.run.dir=<out>/<s>_seed<k>``
-for every sampler and seed. The same seed gives every sampler the same partitions, initial
+Runs ``fedsim +experiment=paper_fmnist_s2 sampler=<s> seed=<k>`` into ``<out>/<s>_seed<k>`` for
+every sampler and seed, as one Hydra multirun on the joblib launcher (``experiments/sweep.py``). The same seed gives every sampler the same partitions, initial
 model and client shuffling, so differences come from the sampler and runs pair by seed.
 fedsim skips runs that already finished and resumes unfinished ones from their checkpoint,
 so the study can be completed over several sittings: rerun the same command.
@@ -22,9 +22,7 @@ probe and training seconds per round.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +30,7 @@ import pandas as pd
 
 from fedsim.compare import compare
 from fedsim.compare.report import interval, km_cell, md_table, num
+from sweep import run_sweep
 
 SAMPLERS = ["random", "powd", "clustered", "divfl", "fedcor", "hics"]  # the paper's six: what a plain run launches
 # Table 2 of the HiCS-FL paper, FMNIST setting 2: rounds to 75% test accuracy.
@@ -42,17 +41,6 @@ DISPLAY_NAMES = {
     "divfl": "DivFL (ideal)", "fedcor": "FedCor", "hics": "HiCS-FL",
     "divfl_stale": "DivFL (authors' code: last updates, stochastic greedy)",
 }
-
-
-def run_one(out: Path, sampler: str, seed: int, rounds: int, extra: list[str]) -> Path:
-    """Run one (sampler, seed); fedsim skips it if finished and resumes it if not."""
-    run_dir = out / f"{sampler}_seed{seed}"
-    command = [
-        sys.executable, "-m", "fedsim.cli", "+experiment=paper_fmnist_s2", f"sampler={sampler}",
-        f"seed={seed}", f"num_rounds={rounds}", "progress=false", f"hydra.run.dir={run_dir}", *extra,
-    ]
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    return run_dir
 
 
 def _order(samplers: list[str]) -> list[str]:
@@ -139,10 +127,8 @@ def main() -> None:
         parser.error(f"--smooth must be >= 1 (got {args.smooth})")
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.summarise_only:
-        jobs = [(s, k) for k in args.seeds for s in args.samplers]
-        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            for future in [pool.submit(run_one, args.out, s, k, args.rounds, extra) for s, k in jobs]:
-                future.result()
+        run_sweep(args.out, "paper_fmnist_s2", args.samplers, args.seeds, args.jobs,
+                  [f"num_rounds={args.rounds}", *extra])
     command = "python " + " ".join(sys.argv)
     print(summarise(args.out, args.target, args.smooth, command))
 

@@ -148,8 +148,24 @@ def hydra_main(cfg: DictConfig) -> float | None:
     return summary["final_accuracy"]
 
 
+def version_text() -> str:
+    """fedsim's version and those of the libraries that decide its results."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def of(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    return f"fedsim {of('fedsim')} (flwr {of('flwr')}, torch {of('torch')}, hydra-core {of('hydra-core')})"
+
+
 def main() -> None:
     """Console entry point (``fedsim``)."""
+    if "--version" in sys.argv[1:]:
+        print(version_text())
+        return
     try:
         check_group_overrides(sys.argv[1:])
         check_value_overrides(sys.argv[1:])

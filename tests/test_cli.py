@@ -122,3 +122,19 @@ def test_two_runs_into_one_folder_exactly_one_runs(tmp_path):
     assert [r["round"] for r in rows] == list(range(1, 16))
     winner = json.loads((run_dir / "summary.json").read_text())["sampler"]
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["sampler"]["name"] == winner
+
+
+def test_joblib_sweep_runs_each_job_in_its_own_folder(tmp_path):
+    """The joblib launcher runs a sweep's jobs in parallel processes, one run folder each."""
+    result = subprocess.run(
+        [sys.executable, "-m", "fedsim.cli", "-m", "seed=0,1", "num_rounds=2", "progress=false",
+         "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={tmp_path}",
+         "hydra.sweep.subdir=${sampler.name}_seed${seed}"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    for seed in (0, 1):
+        rows = [json.loads(line) for line in (tmp_path / f"random_seed{seed}" / "metrics.jsonl").read_text().splitlines()]
+        assert [r["round"] for r in rows] == [1, 2]
+    first = (tmp_path / "random_seed0" / "metrics.jsonl").read_text()
+    assert first != (tmp_path / "random_seed1" / "metrics.jsonl").read_text()  # different seeds, different runs

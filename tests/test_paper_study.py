@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -16,6 +17,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "paper_fmnist_s2.
 
 @pytest.fixture(scope="module")
 def study() -> ModuleType:
+    sys.path.insert(0, str(SCRIPT.parent))  # the scripts import experiments/sweep.py, as when run directly
     spec = importlib.util.spec_from_file_location("paper_fmnist_s2", SCRIPT)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -58,14 +60,17 @@ def test_summary_table_from_the_compare_package(study: ModuleType, tmp_path: Pat
     assert "hics_seed2 (hics, seed 2): 1 round(s) recorded" in (tmp_path / "comparison.md").read_text()
 
 
-def test_run_one_launches_fedsim(study: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_runs_launch_one_joblib_multirun(study: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
     monkeypatch.setattr(subprocess, "run", lambda command, **kw: calls.append((command, kw)))
-    run_dir = study.run_one(tmp_path, "hics", 2, 50, ["train.lr=0.01"])
-    assert run_dir == tmp_path / "hics_seed2"
+    import sweep
+
+    sweep.run_sweep(tmp_path, "paper_fmnist_s2", ["random", "hics"], [0, 1], 2, ["num_rounds=50"])
     command, kwargs = calls[0]
-    assert command[1:] == ["-m", "fedsim.cli", "+experiment=paper_fmnist_s2", "sampler=hics", "seed=2", "num_rounds=50",
-                           "progress=false", f"hydra.run.dir={tmp_path / 'hics_seed2'}", "train.lr=0.01"]
+    assert command[1:] == ["-m", "fedsim.cli", "-m", "+experiment=paper_fmnist_s2", "seed=0,1", "sampler=random,hics",
+                           "progress=false", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                           f"hydra.sweep.dir={tmp_path}", "hydra.sweep.subdir=${sampler.name}_seed${seed}",
+                           "num_rounds=50"]
     assert kwargs["check"] is True
 
 
