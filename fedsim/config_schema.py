@@ -2,8 +2,8 @@
 
 Every top-level, ``train.*`` and ``hics.*`` setting has a type here, so a value of the
 wrong type (``train.lr=abc``, ``progress=maybe``) is refused while the config is composed,
-before anything is built. The config groups (dataset, partitioner, model, sampler,
-algorithm, engine, faults) stay open ``_target_`` nodes, because users plug in their own
+before anything is built. The algorithm group is typed too; the other config groups
+(dataset, partitioner, model, sampler, engine, faults) stay open ``_target_`` nodes, because users plug in their own
 classes; their values are checked against the target's signature when it is built
 (:func:`fedsim.configuration.check_arguments`). Range rules live with the code that owns
 each value (see ``fedsim.config_checks`` for the rules that span several settings).
@@ -52,6 +52,14 @@ class HicsConfig:
 
 
 @dataclass
+class AlgorithmConfig:
+    """The server's aggregation and FedProx's proximal term (``conf/algorithm/*.yaml``)."""
+
+    proximal_mu: float = 0.0
+    weighted_aggregation: bool = False
+
+
+@dataclass
 class FedsimConfig:
     """The whole configuration of one run."""
 
@@ -59,7 +67,7 @@ class FedsimConfig:
     partitioner: Any = MISSING
     model: Any = MISSING
     sampler: Any = MISSING
-    algorithm: Any = MISSING
+    algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
     engine: Any = MISSING
     faults: Any = MISSING
     seed: int = 0
