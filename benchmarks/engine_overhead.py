@@ -6,6 +6,9 @@ One workload — Fashion-MNIST, the paper's CNN, 50 clients (paper setting 2 par
       seeds, fedsim's own ``train_locally``) and a plain mean, no framework: the ceiling;
   (b) fedsim's in-process engine, sequential (1 worker) and with 2 worker processes;
   (c) fedsim on Flower's Ray engine (one actor per core).
+With ``--probes``, it times instead DivFL's (ideal) probe round trips (every available
+client sends a full-batch gradient) per round with 1 and 2 inline workers, from the
+``probe_seconds`` column of the runs' records (``benchmarks/results/probe_parallel.md``).
 Start-up (process-internal: building the experiment to the first round starting) is
 reported too. Central evaluation runs only after the last round, which is left out of
 the per-round times, so they time training and engine work alone (rounds 2..R-1).
@@ -97,14 +100,53 @@ def time_plain_loop(k: int, rounds: int, selected: list[list[int]]) -> dict:
     return {"per_round": float(np.mean(np.diff(stamps[:-1])))}
 
 
+def probe_seconds(rounds: int, workers: int, sampler: str = "divfl") -> list[float]:
+    """``probe_seconds`` of rounds 1..R of a probing sampler on the inline engine."""
+    items = overrides(5, rounds, ["engine=inline", f"engine.workers={workers}"])
+    config = make_config([f"sampler={sampler}" if item == "sampler=random" else item for item in items])
+    with tempfile.TemporaryDirectory() as run_dir:
+        run_experiment(build_experiment(config), Path(run_dir) / "run")
+        rows = _rows(Path(run_dir) / "run")
+    return [row["probe_seconds"] for row in rows]
+
+
+def main_probes(args: argparse.Namespace) -> None:
+    """Probe seconds per round, 1 vs 2 workers (rounds 2..R: round 1 forks the workers)."""
+    torch.set_num_threads(1)
+    one = probe_seconds(args.rounds, 1)
+    two = probe_seconds(args.rounds, 2)
+    mean_one, mean_two = float(np.mean(one[1:])), float(np.mean(two[1:]))
+    lines = [
+        "| sampler | probe s/round, 1 worker | probe s/round, 2 workers | ratio |",
+        "|---|---|---|---|",
+        f"| divfl (ideal: 50 full-batch gradients) | {mean_one:.3f} | {mean_two:.3f} | {mean_two / mean_one:.3f}x |",
+    ]
+    print("\n".join(lines))
+    command = "python benchmarks/engine_overhead.py " + " ".join(sys.argv[1:])
+    note = (
+        f"FMNIST setting 2, {args.rounds} rounds, rounds 2..R averaged; per-round values 1 worker {one}, "
+        f"2 workers {two}. Load average at the end: {os.getloadavg()[0]:.2f} (2 shared cores)."
+    )
+    out = args.out if args.out != DEFAULT_OUT else Path("benchmarks/results/probe_parallel.md")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(f"Produced by: `{command}`\n\n{note}\n\n" + "\n".join(lines) + "\n")
+
+
+DEFAULT_OUT = Path("benchmarks/results/engine_overhead.md")
+
+
 def main() -> None:
     """Measure every engine for K = 5 and 10; print and save the ratios."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--ks", nargs="+", type=int, default=[5, 10])
     parser.add_argument("--skip-ray", action="store_true")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/engine_overhead.md"))
+    parser.add_argument("--probes", action="store_true", help="time DivFL probes with 1 and 2 workers instead")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
+    if args.probes:
+        main_probes(args)
+        return
     lines = [
         "| K | plain loop s/round | inline (1 worker) | inline (2 workers) | Ray (2 actors) | Ray vs inline 2 workers | start-up inline / Ray (s) |",
         "|---|---|---|---|---|---|---|",

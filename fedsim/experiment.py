@@ -26,6 +26,7 @@ from fedsim.configuration import build, build_hooks, without
 from fedsim.data.datasets import DatasetArrays
 from fedsim.data.partitioners import Partitioning, as_partitioning, check_partitioning
 from fedsim.data.stats import partition_summary
+from fedsim.devices import resolve_device
 from fedsim.engine.faults import AvailabilitySchedule, FaultClock, FaultInjectingGrid
 from fedsim.errors import ConfigError
 from fedsim.hooks import CrashInjector, DivergenceGuard, RoundHook, RunContext
@@ -117,6 +118,7 @@ def sampler_name(cfg: DictConfig) -> str:
 def build_experiment(cfg: DictConfig) -> Experiment:
     """Validate ``cfg`` and build every piece; raises ConfigError on bad input."""
     validate_config(cfg)
+    resolve_device(cfg.device)  # a device that is not there stops here, in one line
     source = build(cfg.dataset, "dataset")
     partitioner = build(cfg.partitioner, "partitioner")
     sampler = build(without(cfg.sampler, "hooks", "name"), "sampler")
@@ -203,8 +205,9 @@ def run_experiment(experiment: Experiment, run_dir: str | Path, resume: bool = F
         recorder.write_partition(partition_summary(experiment.dataset.y_train, experiment.partitioning,
                                                    experiment.dataset.num_classes))
     runtime = ClientRuntime(experiment.source, experiment.partitioning.client_indices, experiment.model_factory,
-                            dataset=experiment.dataset)
-    evaluator = CentralEvaluator(experiment.dataset.x_test, experiment.dataset.y_test, experiment.model_factory)
+                            dataset=experiment.dataset, device=cfg.device)
+    evaluator = CentralEvaluator(experiment.dataset.x_test, experiment.dataset.y_test, experiment.model_factory,
+                                 device=cfg.device)
     context = RunContext(run_dir, cfg, done + 1, cfg.num_rounds, experiment.dataset.num_classes, resumed=resume)
     all_hooks = run_hooks(experiment, recorder, run_dir, done if resume else None, hooks or [])
     outcome: dict[str, Any] = {}

@@ -10,6 +10,9 @@ Handlers:
   also the full-batch gradient (``gradient`` record, key ``flat``) for DivFL.
 - ``query``: the client's partition id and size, used by the server to address clients
   by partition id on any engine.
+
+Models and client tensors live on the runtime's device (``ClientRuntime(device=...)``);
+replies always carry CPU arrays.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ def partition_id_of(context: Context) -> int:
 def make_client_app(runtime: ClientRuntime) -> ClientApp:
     """Build the ClientApp serving the partitions held by ``runtime``."""
     app = ClientApp()
+    app.fedsim_runtime = runtime  # engines may prepare the data before forking workers
     weight_key, bias_key = output_layer_names()
 
     @app.train()
@@ -50,7 +54,7 @@ def make_client_app(runtime: ClientRuntime) -> ClientApp:
         seed = client_seed(int(config.get("seed", 0)), int(config.get("server-round", 0)), pid)
         torch.manual_seed(seed)  # dropout etc.: same on every engine, and after a resume
         result = train_locally(model, x, y, LocalTrainingConfig.from_mapping(config), seed)
-        new_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        new_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         output_update = {
             "bias": new_state[bias_key] - global_state[bias_key],
             "weight": new_state[weight_key] - global_state[weight_key],

@@ -76,14 +76,16 @@ def train_locally(
     With ``proximal_mu > 0`` the FedProx term (mu/2)||w - w_global||^2 is added, with
     w_global the weights the model held on entry.
     """
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)  # on the CPU: same batches on every device
     optimizer = make_optimizer(model, config)
     anchor = [p.detach().clone() for p in model.parameters()] if config.proximal_mu > 0 else None
     model.train()
-    total_loss, steps = 0.0, 0
+    losses: list[torch.Tensor] = []  # read back once at the end (no per-step device sync)
     n = len(y)
     for _ in range(config.epochs):
         order = torch.randperm(n, generator=generator)
+        if order.device != x.device:
+            order = order.to(x.device)
         for start in range(0, n, config.batch_size):
             batch = order[start : start + config.batch_size]
             optimizer.zero_grad(set_to_none=True)
@@ -93,21 +95,28 @@ def train_locally(
                 loss = loss + 0.5 * config.proximal_mu * prox
             loss.backward()
             optimizer.step()
-            total_loss += float(loss.detach())
-            steps += 1
+            losses.append(loss.detach())
+    total_loss = 0.0
+    for value in torch.stack(losses).tolist() if losses else []:
+        total_loss += value  # same float64 sum, in the same order, as adding step by step
+    steps = len(losses)
     return LocalTrainingResult(num_steps=steps, mean_loss=total_loss / max(steps, 1))
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> tuple[float, float]:
-    """Mean cross-entropy loss and accuracy of ``model`` on (x, y)."""
+    """Mean cross-entropy loss and accuracy of ``model`` on (x, y) (on their device)."""
     model.eval()
-    total_loss, correct = 0.0, 0
+    losses, hits = [], []
     for start in range(0, len(y), batch_size):
         logits = model(x[start : start + batch_size])
         target = y[start : start + batch_size]
-        total_loss += float(F.cross_entropy(logits, target, reduction="sum"))
-        correct += int((logits.argmax(dim=1) == target).sum())
+        losses.append(F.cross_entropy(logits, target, reduction="sum"))
+        hits.append((logits.argmax(dim=1) == target).sum())
+    total_loss = 0.0
+    for value in torch.stack(losses).tolist() if losses else []:
+        total_loss += value
+    correct = int(torch.stack(hits).sum()) if hits else 0
     n = max(len(y), 1)
     return total_loss / n, correct / n
 
@@ -124,17 +133,21 @@ def evaluate_with_gradient(
     model.eval()
     model.zero_grad(set_to_none=True)
     n = max(len(y), 1)
-    total_loss, correct = 0.0, 0
+    losses, hits = [], []
     for start in range(0, len(y), batch_size):
         logits = model(x[start : start + batch_size])
         target = y[start : start + batch_size]
         batch_loss = F.cross_entropy(logits, target, reduction="sum")
         (batch_loss / n).backward()
-        total_loss += float(batch_loss.detach())
-        correct += int((logits.detach().argmax(dim=1) == target).sum())
+        losses.append(batch_loss.detach())
+        hits.append((logits.detach().argmax(dim=1) == target).sum())
+    total_loss = 0.0
+    for value in torch.stack(losses).tolist() if losses else []:
+        total_loss += value
+    correct = int(torch.stack(hits).sum()) if hits else 0
     grads = [p.grad.detach().reshape(-1) for p in model.parameters() if p.grad is not None]
     model.zero_grad(set_to_none=True)
-    return total_loss / n, correct / n, torch.cat(grads).numpy().astype(np.float32)
+    return total_loss / n, correct / n, torch.cat(grads).cpu().numpy().astype(np.float32)
 
 
 def client_seed(run_seed: int, server_round: int, partition_id: int) -> int:

@@ -7,7 +7,18 @@ the Ray engine uses; only message transport differs.
 With ``workers > 1`` the clients of a round run in that many forked worker processes
 (one torch thread each); workers inherit the loaded data, so it is loaded once. Replies
 come back in message order and every client's training is seeded by (seed, round,
-partition id), so the results are identical to sequential execution.
+partition id), so the results are identical to sequential execution. Every batch of
+messages a ``send_and_receive`` carries is spread over the workers the same way:
+training messages and probes (``evaluate`` messages of samplers like DivFL and
+Power-of-Choice) alike, one message at a time to whichever worker is free; replies are
+put back in message order, so the outcome does not depend on which worker ran what.
+
+Before the workers fork, every client's tensors are built in this process, so workers
+share them (copy-on-write) instead of each cutting its own copy, largest clients are
+sent first so the last message to finish is a short one. When clients compute on a GPU
+(or CUDA is already in use in this process), a forked child could not use CUDA: the
+workers are then spawned instead (the ClientApp travels cloudpickled, each worker loads
+the data once) and share the one GPU.
 """
 
 from __future__ import annotations
@@ -49,8 +60,18 @@ def _execute_in_worker(job: tuple[Message, Context]) -> tuple[Message, RecordDic
     return reply, context.state
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, pickled_app: bytes | None = None) -> None:
+    global _WORKER_APP
     torch.set_num_threads(threads)
+    if pickled_app is not None:  # a spawned worker: the ClientApp travels pickled
+        import cloudpickle
+
+        _WORKER_APP = cloudpickle.loads(pickled_app)
+
+
+def _cuda_in_use() -> bool:
+    """Whether this process has initialised CUDA (a forked child could not use it then)."""
+    return bool(torch.cuda.is_available() and torch.cuda.is_initialized())
 
 
 class InlineGrid(Grid):
@@ -115,8 +136,18 @@ class InlineGrid(Grid):
         if self.workers == 1:
             return None
         if self._pool is None:
-            _WORKER_APP = self.client_app
-            self._pool = multiprocessing.get_context("fork").Pool(self.workers, _init_worker, (1,))
+            runtime = getattr(self.client_app, "fedsim_runtime", None)
+            gpu_clients = runtime is not None and runtime.device.type == "cuda"
+            if gpu_clients or _cuda_in_use():
+                import cloudpickle
+
+                payload = cloudpickle.dumps(self.client_app)
+                self._pool = multiprocessing.get_context("spawn").Pool(self.workers, _init_worker, (1, payload))
+            else:
+                if runtime is not None:
+                    runtime.prepare()  # built once here, shared by the forked workers
+                _WORKER_APP = self.client_app
+                self._pool = multiprocessing.get_context("fork").Pool(self.workers, _init_worker, (1,))
         return self._pool
 
     def close(self) -> None:
@@ -141,10 +172,22 @@ class InlineGrid(Grid):
             for message_id, message, context in jobs:
                 self._replies[message_id] = _execute(self.client_app, message, context)
             return
-        results = pool.map(_execute_in_worker, [(m, c) for _, m, c in jobs], chunksize=1)
-        for (message_id, _, context), (reply, state) in zip(jobs, results):
+        # Largest clients first (their work is proportional to their data), one message
+        # at a time to whichever worker is free: the last job to finish is a small one.
+        order = sorted(range(len(jobs)), key=lambda i: -self._cost(jobs[i][2]))
+        results = pool.map(_execute_in_worker, [(jobs[i][1], jobs[i][2]) for i in order], chunksize=1)
+        for i, (reply, state) in zip(order, results):
+            message_id, _, context = jobs[i]
             self._replies[message_id] = reply
             context.state = state
+
+    def _cost(self, context: Context) -> int:
+        """Expected work of a node's message: its partition's size (0 when unknown)."""
+        runtime = getattr(self.client_app, "fedsim_runtime", None)
+        if runtime is None:
+            return 0
+        pid = int(context.node_config["partition-id"])
+        return len(runtime.client_indices[pid]) if 0 <= pid < len(runtime.client_indices) else 0
 
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
         """Execute the pending messages and return their replies, in push order."""

@@ -4,6 +4,12 @@ The ServerApp's main calls fedsim's ``server_main(grid)``; ``run_simulation`` re
 None and logs (rather than raises) ServerApp errors, so the error is captured here and
 re-raised in the caller. ``address`` connects to an existing Ray cluster instead of
 starting a local one.
+
+GPUs: ``num_gpus_per_client`` is each client actor's share of a GPU (0.25: four
+clients per GPU). Ray then exposes the GPU it assigned to the actor as ``cuda:0``, and
+the client runtime computes there (``device=auto`` or ``cuda``); with a share of 0 a
+client under ``device=auto`` stays on the CPU. A share > 0 on a local cluster without
+a CUDA GPU is refused up front (Ray would wait forever for a GPU to place actors on).
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from typing import Any, Callable
 from flwr.app import Context
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
+
+from fedsim.errors import ConfigError
 
 
 class RayEngine:
@@ -30,6 +38,8 @@ class RayEngine:
         pull_interval: float = 0.01,
         log_level: str = "WARNING",
     ) -> None:
+        if float(num_gpus_per_client) < 0:
+            raise ConfigError(f"engine.num_gpus_per_client={num_gpus_per_client}: must be >= 0 (0 = CPU clients)")
         self.num_cpus_per_client = num_cpus_per_client
         self.num_gpus_per_client = num_gpus_per_client
         self.address = address
@@ -51,9 +61,22 @@ class RayEngine:
             "init_args": init_args,
         }
 
+    def check_gpus(self) -> None:
+        """Refuse a GPU share when the local machine has no CUDA GPU to give."""
+        if float(self.num_gpus_per_client) > 0 and not self.address:
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ConfigError(
+                    f"engine.num_gpus_per_client={self.num_gpus_per_client}: no CUDA GPU is available here; "
+                    "set engine.num_gpus_per_client=0"
+                )
+
     def run(self, client_app: ClientApp, num_partitions: int, server_main: Callable[[Grid], None]) -> None:
         """Start the simulation; re-raise any error of the server side here."""
         from flwr.simulation import run_simulation
+
+        self.check_gpus()
 
         failure: list[BaseException] = []
         server_app = ServerApp()

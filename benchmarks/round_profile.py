@@ -1,0 +1,312 @@
+"""Where a round's time goes, next to the plain-PyTorch training floor measured in the same run.
+
+A round of fedsim is the same calls as its round loop, timed one by one:
+  selection    the sampler's ``select`` (inside ``configure_train``)
+  probes       pre-selection probe round trips (DivFL, Power-of-Choice; none for random)
+  configure    the rest of ``configure_train``: addressing, building the instructions
+  training     the training round trip through the engine (local training of the K clients)
+  aggregation  ``aggregate_train``: validation, sampler reports, the mean of the models
+  evaluation   central evaluation of the new global model on the test set (every round)
+  records      the metrics/sampler lines (fsynced) and, every 10 rounds, the checkpoint
+The floor is a bare PyTorch loop training the same clients with the same seeds
+(``train_locally``, no Flower, no records), timed in the same process right after.
+
+Workloads: Fashion-MNIST setting 2 (``+experiment=paper_fmnist_s2``: 50 clients, K = 5,
+the paper's CNN) and the CIFAR-10 setting-2 workload (K = 10, the CIFAR-10 CNN, Adam,
+FedProx) on synthetic 32x32x3 images (50,000 train / 10,000 test, class-dependent
+patterns plus noise), so no CIFAR files are needed. One torch thread, the inline engine
+with one worker; rounds 2..R are averaged (round 1 warms caches up and addresses nodes).
+
+    python benchmarks/round_profile.py --rounds 6 --out benchmarks/results/round_profile.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
+
+from flwr.app import ConfigRecord  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
+
+from fedsim.client.app import make_client_app  # noqa: E402
+from fedsim.client.runtime import ClientRuntime  # noqa: E402
+from fedsim.client.training import LocalTrainingConfig, client_seed, train_locally  # noqa: E402
+from fedsim.config import compose_config  # noqa: E402
+from fedsim.data.datasets import DatasetArrays  # noqa: E402
+from fedsim.devices import resolve_device  # noqa: E402
+from fedsim.engine.inline import InlineGrid  # noqa: E402
+from fedsim.experiment import build_experiment  # noqa: E402
+from fedsim.results.recorder import RunRecorder  # noqa: E402
+from fedsim.server.evaluation import CentralEvaluator  # noqa: E402
+
+STAGES = ["selection", "probes", "configure", "training", "aggregation", "evaluation", "records"]
+CHECKPOINT_EVERY = 10
+
+
+class SyntheticImages:
+    """CIFAR-10-shaped synthetic data: a fixed random pattern per class plus noise."""
+
+    name = "cifar10"
+
+    def __init__(self, num_train: int = 50_000, num_test: int = 10_000, shape=(3, 32, 32), seed: int = 0) -> None:  # noqa: ANN001
+        self.num_train, self.num_test, self.shape, self.seed = num_train, num_test, tuple(shape), seed
+
+    def load(self) -> DatasetArrays:
+        rng = np.random.default_rng(self.seed)
+        patterns = rng.standard_normal((10, *self.shape), dtype=np.float32)
+
+        def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
+            y = (np.arange(n) % 10).astype(np.int64)
+            rng.shuffle(y)
+            x = rng.standard_normal((n, *self.shape), dtype=np.float32) * 2.0
+            x += patterns[y]
+            return x, y
+
+        x_tr, y_tr = draw(self.num_train)
+        x_te, y_te = draw(self.num_test)
+        return DatasetArrays(self.name, x_tr, y_tr, x_te, y_te, num_classes=10)
+
+
+WORKLOADS = {
+    "fmnist_s2": {"overrides": ["+experiment=paper_fmnist_s2"], "dataset": None},
+    "cifar10_s2_synthetic": {
+        "overrides": ["+experiment=paper_cifar10_s2"],
+        "dataset": {"_target_": f"{__name__}.SyntheticImages"},
+    },
+}
+
+
+def workload_config(name: str, rounds: int, extra: list[str]) -> Any:
+    """The composed config of a workload (its dataset node replaced when synthetic)."""
+    spec = WORKLOADS[name]
+    cfg = compose_config([*spec["overrides"], f"num_rounds={rounds}", "progress=false", *extra])
+    if spec["dataset"] is not None:
+        OmegaConf.set_struct(cfg, False)
+        cfg.dataset = OmegaConf.create(spec["dataset"])
+    return cfg
+
+
+@dataclass
+class Profile:
+    """Seconds per stage and round, the rows written, the clients that trained."""
+
+    stages: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    selected: list[list[int]] = field(default_factory=list)
+    seconds_per_round: list[float] = field(default_factory=list)
+
+
+def run_profiled(
+    cfg: Any,
+    device: str = "cpu",
+    workers: int = 1,
+    run_dir: Path | None = None,
+    eval_threads: int | None = None,
+    overlap_eval: bool = False,
+) -> tuple[Profile, Any]:
+    """Run ``cfg`` with fedsim's round calls, each stage timed. Returns (profile, experiment)."""
+    torch.set_num_threads(1)
+    experiment = build_experiment(cfg)
+    runtime = ClientRuntime(
+        source=_Loaded(experiment.dataset),
+        client_indices=experiment.partitioning.client_indices,
+        model_factory=experiment.model_factory,
+        dataset=experiment.dataset,
+        device=device,
+    )
+    evaluator = CentralEvaluator(
+        experiment.dataset.x_test, experiment.dataset.y_test, experiment.model_factory, device=device,
+        threads=eval_threads,
+    )
+    grid = InlineGrid(make_client_app(runtime), cfg.num_clients, workers=workers)
+    strategy = experiment.strategy
+    train_config = experiment.train_config.as_dict()
+    profile = Profile()
+    arrays = experiment.initial_arrays
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(run_dir or tmp)
+        recorder = RunRecorder(folder)
+        try:
+            for server_round in range(1, cfg.num_rounds + 1):
+                t0 = time.perf_counter()
+                messages = strategy.configure_train(server_round, arrays, ConfigRecord(dict(train_config)), grid)
+                t1 = time.perf_counter()
+                replies = grid.send_and_receive(messages, timeout=3600.0)
+                t2 = time.perf_counter()
+                new_arrays, _ = strategy.aggregate_train(server_round, replies)
+                if new_arrays is not None:
+                    arrays = new_arrays
+                t3 = time.perf_counter()
+                if overlap_eval:  # evaluated while the next round trains; collected at the end
+                    evaluation = evaluator.submit(arrays)
+                else:
+                    evaluation = evaluator.evaluate(arrays)
+                t4 = time.perf_counter()
+                log = strategy.last_round
+                if overlap_eval:  # the previous round's result is ready by now (or waited for)
+                    evaluation = evaluation.result() if server_round == cfg.num_rounds else _Later(evaluation)
+                row = {
+                    "round": server_round,
+                    "accuracy": evaluation.accuracy,
+                    "loss": evaluation.loss,
+                    "per_class_accuracy": evaluation.per_class_accuracy,
+                    "train_loss": log.train_loss,
+                    "selected": log.selected,
+                    "selection_seconds": round(log.selection_seconds, 6),
+                    "probe_seconds": round(log.probe_seconds, 6),
+                    **log.extra_cost(),
+                }
+                recorder.log_round(row)
+                diagnostics = strategy.record_extras()
+                if diagnostics:
+                    recorder.log_sampler({"round": server_round, **diagnostics})
+                if server_round % CHECKPOINT_EVERY == 0 or server_round == cfg.num_rounds:
+                    _checkpoint(folder, server_round, arrays, strategy.sampler)
+                t5 = time.perf_counter()
+                stage = profile.stages
+                stage["selection"].append(log.selection_seconds)
+                stage["probes"].append(log.probe_seconds)
+                stage["configure"].append(t1 - t0 - log.selection_seconds - log.probe_seconds)
+                stage["training"].append(t2 - t1)
+                stage["aggregation"].append(t3 - t2)
+                stage["evaluation"].append(t4 - t3)
+                stage["records"].append(t5 - t4)
+                profile.seconds_per_round.append(t5 - t0)
+                profile.rows.append(row)
+                profile.selected.append(list(log.selected))
+        finally:
+            evaluator.close()
+            grid.close()
+            runtime.release()
+    return profile, experiment
+
+
+class _Later:
+    """Placeholders for a result still being computed (the benchmark does not need it)."""
+
+    def __init__(self, future: Any) -> None:
+        self.future = future
+        self.accuracy = self.loss = self.per_class_accuracy = None
+
+
+class _Loaded:
+    """A dataset source that hands back arrays already in memory."""
+
+    def __init__(self, dataset: DatasetArrays) -> None:
+        self.dataset = dataset
+
+    def load(self) -> DatasetArrays:
+        return self.dataset
+
+
+def _checkpoint(folder: Path, server_round: int, arrays: Any, sampler: Any) -> None:
+    from fedsim.results.checkpoint import save_checkpoint
+
+    save_checkpoint(folder, server_round, arrays, sampler)
+
+
+def plain_floor(experiment: Any, selected: list[list[int]], device: str = "cpu") -> list[float]:
+    """Seconds per round of a bare PyTorch loop training the same clients with the same seeds."""
+    torch.set_num_threads(1)
+    dev = resolve_device(device)
+    data = experiment.dataset
+    config = LocalTrainingConfig.from_mapping(experiment.train_config.as_dict())
+    config.proximal_mu = float(experiment.cfg.algorithm.proximal_mu)
+    model = experiment.model_factory().to(dev)
+    global_state = {k: v.to(dev) for k, v in experiment.initial_arrays.to_torch_state_dict().items()}
+    tensors = {}
+    for clients in selected:
+        for pid in clients:
+            if pid not in tensors:
+                idx = experiment.partitioning.client_indices[pid]
+                tensors[pid] = (torch.from_numpy(data.x_train[idx]).to(dev), torch.from_numpy(data.y_train[idx]).to(dev))
+    seconds = []
+    for server_round, clients in enumerate(selected, start=1):
+        start = time.perf_counter()
+        states = []
+        for pid in clients:
+            model.load_state_dict(global_state)
+            seed = client_seed(int(experiment.cfg.seed), server_round, pid)
+            torch.manual_seed(seed)
+            train_locally(model, *tensors[pid], config, seed)
+            states.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        seconds.append(time.perf_counter() - start)
+        global_state = {k: torch.stack([s[k] for s in states]).float().mean(0).to(global_state[k].dtype) for k in global_state}
+    return seconds
+
+
+def table(name: str, profile: Profile, floor: list[float]) -> list[str]:
+    """Markdown lines: each stage's seconds and share of the round, and the floor."""
+    keep = slice(1, None)  # rounds 2..R
+    total = float(np.mean(profile.seconds_per_round[keep]))
+    floor_s = float(np.mean(floor[keep]))
+    lines = [
+        f"### {name}: {total:.3f} s/round (rounds 2..{len(profile.seconds_per_round)})",
+        "",
+        "| stage | s/round | share of round |",
+        "|---|---|---|",
+    ]
+    for stage in STAGES:
+        value = float(np.mean(profile.stages[stage][keep]))
+        lines.append(f"| {stage} | {value:.4f} | {value / total:.1%} |")
+    lines.append(f"| **plain-PyTorch training floor** (same clients, same seeds) | {floor_s:.4f} | {floor_s / total:.1%} |")
+    training = float(np.mean(profile.stages["training"][keep]))
+    lines += [
+        "",
+        f"- round / floor: **{total / floor_s:.3f}x**; training round trip / floor: {training / floor_s:.3f}x",
+        f"- time outside local training (round - floor) as share of the round: **{(total - floor_s) / total:.1%}**",
+        f"- final accuracy after {len(profile.rows)} rounds: {profile.rows[-1]['accuracy']:.4f}",
+        "",
+    ]
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
+    parser.add_argument("--sampler", default="random")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--eval-threads", type=int, default=None, help="torch threads of central evaluation")
+    parser.add_argument("--overlap-eval", action="store_true", help="evaluate while the next round trains")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/round_profile.md"))
+    args = parser.parse_args()
+    lines = [
+        f"Produced by: `python benchmarks/round_profile.py {' '.join(sys.argv[1:])}`",
+        "",
+        "One torch thread, inline engine (1 worker), device "
+        f"{args.device}, sampler {args.sampler}, central evaluation every round "
+        f"({args.eval_threads or 1} torch thread(s) while evaluating). Shares are of the "
+        "mean round (rounds 2..R); the floor is a bare PyTorch loop training the same clients "
+        "with the same seeds, measured in the same run right after fedsim's rounds.",
+        f"Load average at start: {os.getloadavg()[0]:.2f} (shared machine; 2 cores).",
+        "",
+    ]
+    for name in args.workloads:
+        cfg = workload_config(name, args.rounds, [f"sampler={args.sampler}"])
+        profile, experiment = run_profiled(
+            cfg, device=args.device, eval_threads=args.eval_threads, overlap_eval=args.overlap_eval
+        )
+        floor = plain_floor(experiment, profile.selected, device=args.device)
+        block = table(name, profile, floor)
+        print("\n".join(block), flush=True)
+        lines += block
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
