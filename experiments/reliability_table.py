@@ -5,7 +5,13 @@ and checks the records afterwards: every round has its row, the summary exists, 
 and rejections are counted, and (for the crash) the resumed run equals an uninterrupted
 one. "Data lost" counts rounds whose records are missing or differ from the reference.
 
-    python experiments/reliability_table.py
+    python experiments/reliability_table.py                 # every scenario, then the hostile inputs
+    python experiments/reliability_table.py --hostile-only  # rewrite only the hostile-input table
+
+The hostile-input table runs ``tests/test_hostile_inputs.py`` (the same matrix the test
+suite runs) and counts, per kind of input, the cases refused in one line before training
+with the files already written unchanged, and lists those fedsim does not handle yet (the
+matrix's strict-xfail cases) and those skipped here (e.g. no GPU to refuse).
 """
 
 from __future__ import annotations
@@ -14,15 +20,18 @@ import os
 import subprocess
 import sys
 import tempfile
+import xml.etree.ElementTree as ET
+from collections import defaultdict
 from pathlib import Path
 
 from fedsim.config import compose_config
 from fedsim.experiment import build_experiment, run_experiment
 from fedsim.results.recorder import read_jsonl
+from fedsim.server.loop import TIMING_COLUMNS
 
 BASE = ["dataset=synthetic", "num_clients=8", "clients_per_round=3", "num_rounds=8", "progress=false",
         "train.epochs=1", "hics.temperature=0.01"]
-TIMINGS = {"selection_seconds", "probe_seconds", "train_seconds"}
+TIMINGS = set(TIMING_COLUMNS)  # the only columns two identical runs may differ in
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -80,9 +89,89 @@ SCENARIOS = {
 }
 
 
+HOSTILE_TESTS = Path(__file__).resolve().parent.parent / "tests" / "test_hostile_inputs.py"
+HOSTILE_HEADING = "## Hostile inputs"
+# test function of tests/test_hostile_inputs.py -> the kind of input it feeds fedsim
+HOSTILE_KINDS = {
+    "test_bad_config_value_is_refused_before_training_in_one_line": "config values (checks the CLI runs, in-process)",
+    "test_device_that_is_not_there_is_refused": "config values (checks the CLI runs, in-process)",
+    "test_cli_prints_one_error_line_and_exits_2_without_records": "config values through the `fedsim` command",
+    "test_resume_refuses_a_config_naming_foreign_targets": "run folders (resume=, reruns, foreign folders)",
+    "test_resume_refuses_an_unreadable_config_yaml": "run folders (resume=, reruns, foreign folders)",
+    "test_resume_checks_the_saved_config_values": "run folders (resume=, reruns, foreign folders)",
+    "test_resume_of_something_that_is_not_a_run": "run folders (resume=, reruns, foreign folders)",
+    "test_resume_with_other_settings_is_refused": "run folders (resume=, reruns, foreign folders)",
+    "test_resume_of_a_finished_run_changes_nothing": "run folders (resume=, reruns, foreign folders)",
+    "test_rerun_into_a_finished_run_folder_is_skipped": "run folders (resume=, reruns, foreign folders)",
+    "test_folder_with_user_files_but_no_records_is_refused": "run folders (resume=, reruns, foreign folders)",
+    "test_folder_holding_a_different_run_is_refused": "run folders (resume=, reruns, foreign folders)",
+    "test_cli_resume_of_a_foreign_config_is_one_line_exit_2": "run folders (resume=, reruns, foreign folders)",
+    "test_hostile_checkpoint_is_refused_and_the_folder_left_unchanged":
+        "checkpoint files (resume of an unfinished run)",
+    "test_hostile_idx_files_are_one_line_data_errors": "IDX files (MNIST format)",
+    "test_hostile_cifar_batches_are_one_line_data_errors_and_run_nothing": "CIFAR-10 batch files (pickles)",
+    "test_cifar_folder_in_place_of_a_batch": "CIFAR-10 batch files (pickles)",
+    "test_cifar_payload_reads_alone_run_nothing": "CIFAR-10 batch files (pickles)",
+}
+
+
+def hostile_input_table() -> list[str]:
+    """Run the hostile-input matrix (pytest) and summarise it per kind of input."""
+    with tempfile.TemporaryDirectory() as folder:
+        report = Path(folder) / "junit.xml"
+        env = {**os.environ, "FLWR_TELEMETRY_ENABLED": "0"}
+        subprocess.run([sys.executable, "-m", "pytest", str(HOSTILE_TESTS), "-q", "-p", "no:cacheprovider",
+                        f"--junitxml={report}", "-o", "junit_family=xunit1"], env=env, capture_output=True, text=True)
+        cases = ET.parse(report).getroot().iter("testcase")
+        tally: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+        skip_reasons: dict[str, None] = {}
+        for case in cases:
+            function, _, case_id = case.get("name").partition("[")
+            kind = HOSTILE_KINDS.get(function)
+            if kind is None:  # the control run and any new test not yet given a kind
+                continue
+            label = case_id.rstrip("]") or function.removeprefix("test_").replace("_", " ")
+            skipped = case.find("skipped")
+            if case.find("failure") is not None or case.find("error") is not None:
+                outcome = "FAILED"
+            elif skipped is not None and skipped.get("type") == "pytest.xfail":
+                outcome = "gap"
+            elif skipped is not None:
+                outcome = "skipped"
+                skip_reasons[skipped.get("message", "").split(": ", 1)[-1]] = None  # drop "device=X is accepted"
+            else:
+                outcome = "handled"
+            tally[kind][outcome].append(label)
+    lines = ["| input | cases | refused in one line (exit 2), files unchanged, no payload run | not handled yet "
+             "(strict xfail in the matrix) | skipped here |", "|---|---|---|---|---|"]
+    for kind in dict.fromkeys(HOSTILE_KINDS.values()):
+        got = tally.get(kind, {})
+        total = sum(len(v) for v in got.values())
+        gaps = got.get("gap", []) + [f"{c} (FAILED)" for c in got.get("FAILED", [])]
+        lines.append(f"| {kind} | {total} | {len(got.get('handled', []))} | {len(gaps)}"
+                     f"{': ' + '; '.join(f'`{g}`' for g in gaps) if gaps else ''} | "
+                     f"{'; '.join(f'`{s}`' for s in got.get('skipped', [])) or '-'} |")
+        print(lines[-1], flush=True)
+    lines += [""] + [f"Skipped here: {reason}." for reason in skip_reasons]
+    return lines
+
+
+def hostile_section() -> str:
+    lines = hostile_input_table()
+    return (f"{HOSTILE_HEADING}\n\n`tests/test_hostile_inputs.py`: each case must end in one line naming the "
+            "input (`fedsim: error: ...`, exit 2; 3 only for a diverged run) before training where the input is "
+            "known before training, leave every file already written unchanged (hashed before and after) and "
+            "never run a payload (each payload only creates a marker file).\n\n" + "\n".join(lines) + "\n")
+
+
 def main() -> None:
-    """Run every scenario and print/save the table."""
-    out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("experiments/results/reliability.md")
+    """Run every scenario and the hostile-input matrix; print/save the tables."""
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    out = Path(args[0]) if args else Path("experiments/results/reliability.md")
+    if "--hostile-only" in sys.argv and out.exists():
+        kept = out.read_text().split(f"\n{HOSTILE_HEADING}\n")[0].rstrip("\n")
+        out.write_text(f"{kept}\n\n{hostile_section()}")
+        return
     lines = ["| fault | survived | rounds of records lost | what was recorded |", "|---|---|---|---|"]
     for name, scenario in SCENARIOS.items():
         with tempfile.TemporaryDirectory() as folder:
@@ -91,7 +180,8 @@ def main() -> None:
         print(lines[-1], flush=True)
     hostile = "Hostile replies (NaN/inf, wrong shape or dtype, missing keys, absurd num-examples): see tests/test_reliability.py"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("Produced by: `python experiments/reliability_table.py`\n\n" + "\n".join(lines) + f"\n\n{hostile}\n")
+    out.write_text("Produced by: `python experiments/reliability_table.py`\n\n" + "\n".join(lines)
+                   + f"\n\n{hostile}\n\n{hostile_section()}")
 
 
 if __name__ == "__main__":

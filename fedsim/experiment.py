@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,21 +23,14 @@ from fedsim.client.training import LocalTrainingConfig
 from fedsim.config_checks import validate_config
 from fedsim.configuration import build, build_hooks, without
 from fedsim.data.datasets import DatasetArrays
-from fedsim.data.partitioners import Partitioning, as_partitioning, check_partitioning
-from fedsim.data.stats import partition_summary
+from fedsim.data.partitioners import as_partitioning, check_partitioning
 from fedsim.devices import resolve_device
-from fedsim.engine.faults import AvailabilitySchedule, FaultClock, FaultInjectingGrid
 from fedsim.errors import ConfigError
-from fedsim.hooks import CrashInjector, DivergenceGuard, RoundHook, RunContext
-from fedsim.logs import FailureReport
-from fedsim.reporting import ProgressBar
-from fedsim.results.checkpoint import CheckpointHook, check_checkpoint, load_checkpoint, restore_sampler
-from fedsim.results.learning_curve import LearningCurveHook
-from fedsim.results.recorder import RecordsHook, RunRecorder, SummaryFile
-from fedsim.server.evaluation import CentralEvaluator
-from fedsim.server.loop import run_rounds
-from fedsim.run_folders import run_identity
+from fedsim.grid_run import Experiment, availability_schedule, run_on_grid
+from fedsim.hooks import RoundHook
 from fedsim.server.strategy import SamplingFedAvg
+
+__all__ = ["Experiment", "build_experiment", "run_experiment", "stream"]
 
 # Independent random streams derived from the run seed: samplers compared under one seed
 # share partitions, initial model and client shuffling; only the sampler's stream differs.
@@ -49,23 +41,6 @@ INIT_STREAM = 2
 def stream(seed: int, purpose: int) -> np.random.Generator:
     """A numpy generator for one purpose, derived from the run seed."""
     return np.random.default_rng(np.random.SeedSequence([seed, purpose]))
-
-
-@dataclass
-class Experiment:
-    """Everything a run needs, built and checked before training starts."""
-
-    cfg: DictConfig
-    source: Any
-    dataset: DatasetArrays
-    partitioning: Partitioning
-    model_factory: Callable[[], nn.Module]
-    initial_arrays: ArrayRecord
-    strategy: SamplingFedAvg
-    engine: Any
-    train_config: LocalTrainingConfig
-    sampler_name: str
-    hooks: list[RoundHook] = field(default_factory=list)  # the sampler's reports, then the user's
 
 
 def model_factory_for(cfg: DictConfig, dataset: DatasetArrays) -> Callable[[], nn.Module]:
@@ -95,13 +70,6 @@ def model_factory_for(cfg: DictConfig, dataset: DatasetArrays) -> Callable[[], n
     if tuple(out.shape) != (2, dataset.num_classes):
         raise ConfigError(f"model: output shape {tuple(out.shape[1:])} does not match {dataset.num_classes} classes")
     return factory
-
-
-def availability_schedule(cfg: DictConfig) -> AvailabilitySchedule | None:
-    """The join/leave schedule of ``faults.availability``, if any."""
-    if cfg.faults.availability is None:
-        return None
-    return AvailabilitySchedule(**OmegaConf.to_container(cfg.faults.availability, resolve=True))
 
 
 def expected_nodes(cfg: DictConfig) -> int:
@@ -155,33 +123,6 @@ def build_experiment(cfg: DictConfig) -> Experiment:
                       train_config, sampler_name(cfg), hooks)
 
 
-def fault_grid(cfg: DictConfig, grid: Any) -> FaultInjectingGrid | None:
-    """The engine's grid wrapped in a fault injector, when ``faults`` asks for any."""
-    faults, availability = cfg.faults, availability_schedule(cfg)
-    if not (faults.client_failure_prob > 0 or faults.straggler_prob > 0 or len(faults.always_fail) > 0 or availability):
-        return None
-    return FaultInjectingGrid(grid, cfg.num_clients, seed=cfg.seed, client_failure_prob=float(faults.client_failure_prob),
-                              straggler_prob=float(faults.straggler_prob), always_fail=list(faults.always_fail),
-                              availability=availability)
-
-
-def run_hooks(experiment: Experiment, recorder: RunRecorder, run_dir: Path, resumed_from: int | None,
-              extra: list[RoundHook]) -> list[RoundHook]:
-    """fedsim's own hooks in order, with the sampler's, the user's and ``extra`` before the summary file."""
-    cfg = experiment.cfg
-    hooks: list[RoundHook] = [RecordsHook(recorder), FailureReport()]
-    if cfg.on_divergence == "stop":
-        hooks.append(DivergenceGuard())
-    hooks += [CheckpointHook(run_dir, cfg.checkpoint_every, cfg.num_rounds, experiment.strategy.sampler,
-                             run_identity(cfg)),
-              ProgressBar(enabled=bool(cfg.progress))]
-    if cfg.get("crash_after_round") is not None:
-        hooks.append(CrashInjector(cfg.crash_after_round))
-    identity = {"rounds_run": cfg.num_rounds, "resumed_from_round": resumed_from, "engine": experiment.engine.name,
-                "sampler": experiment.sampler_name, "run_dir": str(run_dir)}
-    return hooks + experiment.hooks + list(extra) + [LearningCurveHook(), SummaryFile(recorder, identity)]
-
-
 def run_experiment(experiment: Experiment, run_dir: str | Path, resume: bool = False,
                    hooks: list[RoundHook] | None = None) -> dict[str, Any]:
     """Run the federation on the configured engine; return the run's summary.
@@ -191,45 +132,16 @@ def run_experiment(experiment: Experiment, run_dir: str | Path, resume: bool = F
     rounds are dropped and recomputed, so the result equals an uninterrupted run.
     ``hooks`` are extra round hooks (run after fedsim's own and the configured ones).
     """
-    cfg, run_dir = experiment.cfg, Path(run_dir)
-    checkpoint = load_checkpoint(run_dir) if resume else None
-    if checkpoint is not None:
-        check_checkpoint(checkpoint, run_identity(cfg), experiment.initial_arrays,
-                         [r.get("round") for r in RunRecorder.read_rows(run_dir)], cfg.num_rounds)
-        restore_sampler(experiment.strategy.sampler, checkpoint)
-    done = checkpoint.server_round if checkpoint else 0
-    recorder = RunRecorder(run_dir, resume_after_round=done if resume else None)
-    if not resume:
-        recorder.write_config(OmegaConf.to_yaml(cfg, resolve=True))
-    if not resume or not (run_dir / RunRecorder.PARTITION).exists():  # a kill before it was written
-        recorder.write_partition(partition_summary(experiment.dataset.y_train, experiment.partitioning,
-                                                   experiment.dataset.num_classes))
+    cfg = experiment.cfg
     runtime = ClientRuntime(experiment.source, experiment.partitioning.client_indices, experiment.model_factory,
                             dataset=experiment.dataset, device=cfg.device)
-    evaluator = CentralEvaluator(experiment.dataset.x_test, experiment.dataset.y_test, experiment.model_factory,
-                                 device=cfg.device)
-    context = RunContext(run_dir, cfg, done + 1, cfg.num_rounds, experiment.dataset.num_classes, resumed=resume)
-    all_hooks = run_hooks(experiment, recorder, run_dir, done if resume else None, hooks or [])
     outcome: dict[str, Any] = {}
 
     def server_main(grid: Any) -> None:
-        faulty = fault_grid(cfg, grid)
-        clock = [FaultClock(faulty)] if faulty is not None else []
-        _, outcome["summary"] = run_rounds(
-            faulty or grid, experiment.strategy, checkpoint.arrays if checkpoint else experiment.initial_arrays,
-            context, experiment.train_config.as_dict(), evaluation_columns(evaluator), cfg.eval_every,
-            hooks=clock + all_hooks)
+        outcome["summary"] = run_on_grid(experiment, grid, run_dir, resume, hooks, engine_name=experiment.engine.name)
 
     try:
         experiment.engine.run(make_client_app(runtime), cfg.num_clients, server_main)
     finally:
         runtime.release()
     return outcome["summary"]
-
-
-def evaluation_columns(evaluator: CentralEvaluator) -> Callable[[ArrayRecord], dict[str, Any]]:
-    """The round row's evaluation columns: loss, accuracy and accuracy per class."""
-    def evaluate(arrays: ArrayRecord) -> dict[str, Any]:
-        result = evaluator.evaluate(arrays)
-        return {"loss": result.loss, "accuracy": result.accuracy, "per_class_accuracy": result.per_class_accuracy}
-    return evaluate

@@ -97,6 +97,10 @@ class SamplingFedAvg(FedAvg):
         is then set up at once (so its state can be restored from a checkpoint before the
         first round) and knows clients that are not connected yet. Without it, sizes come
         from the clients' answers to the partition-id query.
+    node_wait_timeout : float, optional
+        Seconds to wait for ``expected_nodes`` nodes before the first round (progress is
+        logged every :attr:`node_wait_log_every` = 5 s); fewer by then is a ConfigError.
+        None: ``query_timeout``.
     """
 
     def __init__(
@@ -110,6 +114,7 @@ class SamplingFedAvg(FedAvg):
         query_timeout: float = 600.0,
         expected_nodes: int = 1,
         client_sizes: Sequence[int] | None = None,
+        node_wait_timeout: float | None = None,
     ) -> None:
         super().__init__(fraction_train=1.0, fraction_evaluate=1.0, min_available_nodes=expected_nodes)
         self.sampler = sampler
@@ -119,6 +124,8 @@ class SamplingFedAvg(FedAvg):
         self.seed = int(seed)
         self.num_rounds = int(num_rounds)
         self.query_timeout = query_timeout
+        self.node_wait_timeout = query_timeout if node_wait_timeout is None else float(node_wait_timeout)
+        self.node_wait_log_every = 5.0  # seconds between "waiting for nodes" messages
         self.node_of: dict[int, int] = {}
         self.partition_of: dict[int, int] = {}
         self.client_sizes: np.ndarray | None = None
@@ -137,12 +144,35 @@ class SamplingFedAvg(FedAvg):
 
     # ------------------------------------------------------------------ addressing
     def discover_partitions(self, grid: Grid) -> None:
-        """Map Flower node ids to partition ids by asking every (new) node once."""
-        deadline = time.monotonic() + self.query_timeout
+        """Map Flower node ids to partition ids by asking every (new) node once.
+
+        Before the first round, wait up to :attr:`node_wait_timeout` seconds for
+        ``expected_nodes`` nodes, logging progress (logger ``fedsim.server``) every
+        :attr:`node_wait_log_every` seconds;
+        fewer nodes by then is a :class:`~fedsim.errors.ConfigError` naming the fix.
+        """
+        import logging
+
+        from fedsim.errors import ConfigError
+
         node_ids = sorted(grid.get_node_ids())
-        while not self.partition_of and len(node_ids) < self.min_available_nodes and time.monotonic() < deadline:
-            time.sleep(0.05)
-            node_ids = sorted(grid.get_node_ids())
+        if not self.partition_of and len(node_ids) < self.min_available_nodes:
+            logger = logging.getLogger("fedsim.server")
+            started = time.monotonic()
+            deadline, next_report = started + self.node_wait_timeout, started + self.node_wait_log_every
+            while len(node_ids) < self.min_available_nodes:
+                now = time.monotonic()
+                if now >= deadline:
+                    raise ConfigError(
+                        f"only {len(node_ids)} of {self.min_available_nodes} client nodes connected within "
+                        f"{self.node_wait_timeout:g} s; start as many SuperNodes as num_clients "
+                        f"(options.num-supernodes; with flwr run: --federation-config "
+                        f"'num-supernodes={self.min_available_nodes}') or lower num_clients")
+                if now >= next_report:
+                    logger.info("waiting for nodes: %d of %d connected", len(node_ids), self.min_available_nodes)
+                    next_report = now + self.node_wait_log_every
+                time.sleep(min(0.05, max(deadline - now, 0.0)))
+                node_ids = sorted(grid.get_node_ids())
         if not node_ids and not self.partition_of:
             raise RuntimeError("no client nodes connected to the grid")
         new_nodes = [n for n in node_ids if n not in self.partition_of]
