@@ -84,6 +84,36 @@ def check_value_overrides(argv: list[str]) -> None:
                 raise ConfigError(f"{key}={value}: {reason}") from None
 
 
+def check_composition(argv: list[str]) -> None:
+    """Compose the config once (the first value of each sweep) and report a failure in one line.
+
+    Hydra's own report of a composition error (a key a group does not have, given without
+    ``+``) spans several lines; this gives the same facts in one.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from fedsim.config import compose_config
+
+    candidates = [a for a in argv if "=" in a and not a.startswith(("-", "hydra"))]
+    try:
+        overrides = OverridesParser.create().parse_overrides(candidates)
+    except Exception:  # let Hydra report syntax errors itself
+        return
+    first = []
+    for override, text in zip(overrides, candidates):
+        if override.is_sweep_override():
+            values = list(override.sweep_string_iterator())
+            text = f"{text.split('=', 1)[0]}={values[0]}" if values else text
+        first.append(text)
+    try:
+        compose_config(first)
+    except Exception as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        cause = exc.__cause__
+        detail = str(cause).splitlines()[0] if cause is not None and str(cause) else ""
+        raise ConfigError("; ".join(dict.fromkeys([*lines[:2], detail] if detail else lines[:2]))) from None
+
+
 def check_output_folders(argv: list[str]) -> None:
     """Refuse an output folder that cannot be created or written, before Hydra tries to."""
     for arg in argv:
@@ -169,6 +199,7 @@ def main() -> None:
     try:
         check_group_overrides(sys.argv[1:])
         check_value_overrides(sys.argv[1:])
+        check_composition(sys.argv[1:])
         check_output_folders(sys.argv[1:])
     except ConfigError as exc:
         print(f"fedsim: error: {exc}", file=sys.stderr)

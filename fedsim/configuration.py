@@ -9,13 +9,14 @@ setting, not a traceback from deep inside the class. Every failure is a
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import types
 import typing
 from typing import Any, Union
 
 from hydra.errors import InstantiationException
-from hydra.utils import get_object, instantiate
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from fedsim.errors import ConfigError
@@ -50,15 +51,30 @@ def _describe(annotation: Any) -> str:
     return " or ".join(names) + suffix
 
 
+def locate(path: str) -> Any:
+    """The object a dotted ``_target_`` path names (the longest importable module, then attributes)."""
+    parts = path.split(".")
+    for split in range(len(parts), 0, -1):
+        try:
+            found: Any = importlib.import_module(".".join(parts[:split]))
+        except ModuleNotFoundError:
+            continue
+        for name in parts[split:]:
+            found = getattr(found, name)
+        return found
+    raise ImportError(f"no module named {parts[0]!r}")
+
+
 def check_arguments(node: DictConfig, setting: str) -> None:
     """Refuse values whose type does not fit the ``_target_``'s constructor annotations."""
     target_path = node.get("_target_")
     if not target_path:
         return
     try:
-        target = get_object(target_path)
+        target = locate(target_path)
     except Exception as exc:
-        raise ConfigError(f"{setting}._target_={target_path}: cannot import it ({exc})") from None
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"{setting}._target_={target_path}: cannot import it ({reason})") from None
     function = target.__init__ if inspect.isclass(target) else target
     try:
         hints = typing.get_type_hints(function)

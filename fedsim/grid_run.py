@@ -113,6 +113,7 @@ def run_on_grid(experiment: Experiment, grid: Any, run_dir: str | Path, resume: 
     cfg, run_dir = experiment.cfg, Path(run_dir)
     checkpoint = load_checkpoint(run_dir) if resume else None
     if checkpoint is not None:
+        RunRecorder.check_records(run_dir)
         check_checkpoint(checkpoint, run_identity(cfg), experiment.initial_arrays,
                          [r.get("round") for r in RunRecorder.read_rows(run_dir)], cfg.num_rounds)
         restore_sampler(experiment.strategy.sampler, checkpoint)

@@ -19,7 +19,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from fedsim.config import CONF_DIR
-from fedsim.config_schema import IDENTITY_IGNORED_KEYS
+from fedsim.config_schema import IDENTITY_IGNORED_KEYS, FedsimConfig
 from fedsim.errors import ConfigError
 
 RESUME_COMPATIBLE = ("resume", "progress", "log_level", "flower_log_level", "engine", "device")
@@ -137,12 +137,22 @@ def saved_run(folder: str) -> tuple[Path, DictConfig]:
         if not isinstance(plain, dict):
             raise ValueError("not a mapping")
     except Exception as exc:
-        raise ConfigError(f"resume={folder}: config.yaml is not a readable config ({exc})") from None
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"resume={folder}: config.yaml is not a readable config ({reason})") from None
     foreign = foreign_targets(plain)
     if foreign:
         raise ConfigError(f"resume={folder}: config.yaml names {foreign[0]}, which is not one of fedsim's own "
                           f"classes; rerun the original command with hydra.run.dir={folder} to continue it")
-    cfg = OmegaConf.create(plain)
+    try:  # the schema's types and required settings, as for a new run
+        cfg = OmegaConf.merge(OmegaConf.structured(FedsimConfig), plain)
+        missing = sorted(OmegaConf.missing_keys(cfg))
+        if missing:
+            raise ValueError(f"missing {', '.join(missing)}")
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        key = getattr(exc, "full_key", None)
+        raise ConfigError(f"resume={folder}: config.yaml is not a fedsim config "
+                          f"({f'{key}: ' if key else ''}{reason})") from None
     cfg.resume = str(run_dir)
     cfg.crash_after_round = None
     return run_dir, cfg

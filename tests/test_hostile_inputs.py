@@ -31,7 +31,7 @@ import numpy as np
 import pytest
 import torch
 
-from fedsim.cli import check_group_overrides, check_value_overrides
+from fedsim.cli import check_composition, check_group_overrides, check_value_overrides
 from fedsim.config import compose_config
 from fedsim.data.datasets import Cifar10Source, IdxSource
 from fedsim.data.idx import read_cifar_batch, write_idx
@@ -83,6 +83,7 @@ def check_like_the_cli(overrides: list[str]) -> None:
     """What ``fedsim <overrides>`` checks before training, in-process."""
     check_group_overrides(overrides)
     check_value_overrides(overrides)
+    check_composition(overrides)
     build_experiment(compose_config(overrides))
 
 
@@ -183,17 +184,11 @@ CONFIG_CASES = [
     case("sampler=divfl sampler.subset_fraction=0", "subset_fraction"),
     case("sampler=divfl sampler.subset_fraction=nan", "subset_fraction"),
     case("sampler=fedcor sampler.objective=foo", "objective"),
-    case("sampler=fedcor sampler.warmup_rounds=-1", "sampler.warmup_rounds",
-         GAP("FedCorSampler accepts a negative warmup_rounds (the run trains with no warm-up)")),
-    case("sampler=fedcor sampler.beta_decay=nan", "sampler.beta_decay",
-         GAP("FedCorSampler accepts beta_decay=nan (selection scores become NaN after the first greedy pick)")),
-    case("sampler=fedcor sampler.embedding_dim=0", "sampler.embedding_dim",
-         GAP("FedCorSampler accepts embedding_dim=0 (a rank-0 GP kernel, 0/0 in its initial embeddings)")),
-    case("sampler=fedcor sampler.history_length=0", "sampler.history_length",
-         GAP("FedCorSampler accepts history_length=0 (history[-0:] keeps the whole history)")),
-    case("sampler=powd sampler.d_factor=nan", "sampler.d_factor",
-         GAP("PowerOfChoiceSampler accepts d_factor=nan; the run crashes in round 1 with a ValueError "
-             "traceback (exit 1) after writing config.yaml, partition.json and metrics.jsonl")),
+    case("sampler=fedcor sampler.warmup_rounds=-1", "sampler.warmup_rounds"),
+    case("sampler=fedcor sampler.beta_decay=nan", "sampler.beta_decay"),
+    case("sampler=fedcor sampler.embedding_dim=0", "sampler.embedding_dim"),
+    case("sampler=fedcor sampler.history_length=0", "sampler.history_length"),
+    case("sampler=powd sampler.d_factor=nan", "sampler.d_factor"),
     # datasets, models, engines
     case("dataset=digits model=fmnist_cnn", "model"),
     case("model=cifar10_cnn", "model"),
@@ -201,17 +196,12 @@ CONFIG_CASES = [
     case("dataset=digits dataset.test_fraction=1.5", "dataset.test_fraction=1.5"),
     case("dataset=fmnist dataset.root=/nonexistent/fmnist", "dataset=fmnist"),
     case("dataset=cifar10 dataset.root=/nonexistent/cifar", "dataset=cifar10"),
-    case("dataset.num_train=0", "training examples"),
-    case("dataset.num_classes=0", "dataset.num_classes",
-         GAP("SyntheticSource(num_classes=0): IndexError traceback (exit 1) instead of a one-line error")),
-    case("dataset.num_test=0", "dataset.num_test",
-         GAP("an empty test set is accepted; the run records accuracy 0.0 every round")),
-    case("dataset.dim=0", "dataset.dim",
-         GAP("synthetic inputs of dimension 0 are accepted; the model trains on nothing")),
+    case("dataset.num_train=0", "dataset.num_train"),
+    case("dataset.num_classes=0", "dataset.num_classes"),
+    case("dataset.num_test=0", "dataset.num_test"),
+    case("dataset.dim=0", "dataset.dim"),
     case("engine.workers=0", "engine.workers=0"),
-    case("engine.threads=-1", "engine.threads",
-         GAP("InlineEngine accepts threads=-1; torch.set_num_threads raises a RuntimeError traceback (exit 1) "
-             "when the run starts, after config.yaml and partition.json are written")),
+    case("engine.threads=-1", "engine.threads"),
     # unknown names
     case("sampler=nope", "sampler=nope"),
     case("sampler=random,nope", "sampler=nope"),
@@ -224,12 +214,8 @@ CONFIG_CASES = [
     case("foo=1", "foo"),
     case("num_clientz=5", "num_clientz"),
     case("+dataset.nokey=1", "nokey"),
-    case("dataset.nokey=1", "dataset.nokey",
-         GAP("a key missing from a config group (no '+') is a Hydra ConfigCompositionException, which the CLI "
-             "prints as Hydra's multi-line message (exit 2, but no 'fedsim: error:' line)")),
-    case("+hooks.evil._target_=no.such.module.Hook", "hooks.evil._target_",
-         GAP("a hook _target_ that does not import gives a ConfigError whose message spans 3 lines "
-             "(configuration.check_arguments embeds Hydra's multi-line import error)")),
+    case("dataset.nokey=1", "dataset.nokey"),
+    case("+hooks.evil._target_=no.such.module.Hook", "hooks.evil._target_"),
 ]
 
 
@@ -269,10 +255,8 @@ CLI_CASES = [
     pytest.param(["progress=maybe"], "progress=maybe", id="progress=maybe"),
     pytest.param(["log_level=LOUD"], "log_level=LOUD", id="log_level=LOUD"),
     pytest.param(["partitioner.alpha=inf"], "partitioner.alpha=inf", id="partitioner.alpha=inf"),
-    pytest.param(["engine.threads=-1"], "engine.threads", id="engine.threads=-1",
-                 marks=GAP("exit 1 with a RuntimeError traceback from torch.set_num_threads")),
-    pytest.param(["dataset.nokey=1"], "dataset.nokey", id="dataset.nokey=1",
-                 marks=GAP("exit 2, but Hydra's multi-line message and no 'fedsim: error:' line")),
+    pytest.param(["engine.threads=-1"], "engine.threads", id="engine.threads=-1"),
+    pytest.param(["dataset.nokey=1"], "dataset.nokey", id="dataset.nokey=1"),
 ]
 
 
@@ -390,16 +374,12 @@ def test_resume_refuses_a_config_naming_foreign_targets(runs, tmp_path, plant):
 
 
 BAD_CONFIG_FILES = [
-    pytest.param("!!python/object/apply:os.system ['touch {marker}']\n", "config.yaml", id="yaml-python-tag-payload",
-                 marks=GAP("yaml's ConstructorError is embedded in the message: it spans several lines")),
-    pytest.param("num_clients: [1, 2\nseed: {\n", "config.yaml", id="not-yaml",
-                 marks=GAP("yaml's ParserError is embedded in the message: it spans several lines")),
+    pytest.param("!!python/object/apply:os.system ['touch {marker}']\n", "config.yaml", id="yaml-python-tag-payload"),
+    pytest.param("num_clients: [1, 2\nseed: {\n", "config.yaml", id="not-yaml"),
     pytest.param("- 1\n- 2\n", "config.yaml", id="a-list"),
     pytest.param("", "config.yaml", id="empty"),
     pytest.param("just a string\n", "config.yaml", id="a-string"),
-    pytest.param("a: 1\n", "config.yaml", id="mapping-of-nonsense",
-                 marks=GAP("a config.yaml mapping without fedsim's settings passes saved_run; build_experiment "
-                           "then fails with an omegaconf ConfigAttributeError traceback (exit 1)")),
+    pytest.param("a: 1\n", "config.yaml", id="mapping-of-nonsense"),
 ]
 
 
@@ -421,9 +401,7 @@ SAVED_VALUES = [
     pytest.param(lambda p: p.__setitem__("clients_per_round", 99), "clients_per_round=99",
                  id="saved-clients_per_round=99"),
     pytest.param(lambda p: p["train"].__setitem__("lr", "abc"), "train.lr",
-                 id="saved-train.lr=abc",
-                 marks=GAP("a saved config is not typed by the schema: train.lr: abc in config.yaml gives a "
-                           "ValueError traceback from float() in config_checks._finite (exit 1)")),
+                 id="saved-train.lr=abc"),
 ]
 
 
@@ -594,23 +572,14 @@ CHECKPOINT_CASES = [
     ckpt("model-key-dropped", "do not match this run's model"),
     ckpt("nan-weights", "not finite"),
     ckpt("inf-weights", "not finite"),
-    ckpt("float64-weights", "model weights",
-         GAP("check_checkpoint checks shapes, not dtypes: float64 weights are accepted and the run resumes")),
-    ckpt("sampler-state-of-another-class", "checkpoint",
-         GAP("restore_sampler raises a bare ValueError ('checkpoint holds a os:system, not a ...'): a traceback "
-             "(exit 1), not a ConfigError; nothing is built or run")),
-    ckpt("sampler-state-rebuilds-os.system", "checkpoint",
-         GAP("a sampler attribute tagged {'t': 'obj', 'c': 'fedsim.hooks:os.system'} passes the fedsim-prefix "
-             "test of state._new_instance (fedsim.hooks imports os) and fails with a TypeError traceback; "
-             "nothing runs, but it is not a one-line ConfigError")),
-    ckpt("sampler-state-garbage", "checkpoint",
-         GAP("a malformed sampler tree in meta gives a KeyError/TypeError traceback from restore_into")),
+    ckpt("float64-weights", "model weights"),
+    ckpt("sampler-state-of-another-class", "checkpoint"),
+    ckpt("sampler-state-rebuilds-os.system", "checkpoint"),
+    ckpt("sampler-state-garbage", "checkpoint"),
     ckpt("metrics-deleted", "metrics.jsonl does not hold rounds 1..2"),
     ckpt("metrics-gap", "metrics.jsonl does not hold rounds 1..2"),
-    ckpt("metrics-garbage", "metrics.jsonl does not hold rounds 1..2"),
-    ckpt("metrics-row-not-an-object", "metrics.jsonl",
-         GAP("a metrics.jsonl line that is JSON but not an object (e.g. 5) gives an AttributeError traceback "
-             "(r.get in run_experiment)")),
+    ckpt("metrics-garbage", "line 1 is not a fedsim record"),
+    ckpt("metrics-row-not-an-object", "line 1 is not a fedsim record"),
 ]
 
 

@@ -7,6 +7,8 @@ Nothing here downloads: files come from a local root, a package, or are generate
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -185,6 +187,12 @@ class SyntheticSource:
         separation: float = 3.0,
         data_seed: int = 0,
     ) -> None:
+        for key, value, low in (("num_train", num_train, 1), ("num_test", num_test, 1), ("num_classes", num_classes, 2),
+                                 ("dim", dim, 1)):
+            if value < low:
+                raise ConfigError(f"dataset.{key}={value}: must be a whole number >= {low}")
+        if not math.isfinite(float(separation)):
+            raise ConfigError(f"dataset.separation={separation}: must be a finite number")
         self.num_train, self.num_test = num_train, num_test
         self.num_classes, self.dim = num_classes, dim
         self.separation, self.data_seed = separation, data_seed

@@ -210,6 +210,8 @@ class InlineEngine:
     name = "inline"
 
     def __init__(self, threads: int | None = 1, workers: int = 1) -> None:
+        if threads is not None and int(threads) < 1:
+            raise ConfigError(f"engine.threads={threads}: must be a whole number >= 1 (or null for torch's default)")
         if int(workers) < 1:
             raise ConfigError(f"engine.workers={workers}: must be >= 1 (1 = run clients in this process)")
         self.threads = threads

@@ -90,7 +90,8 @@ def check_checkpoint(checkpoint: Checkpoint, identity: dict[str, Any], initial: 
     if not 1 <= checkpoint.server_round <= num_rounds:
         raise ConfigError(f"{where}: the round is outside 1..{num_rounds}; delete the checkpoint to restart")
     for key, array in initial.items():
-        if key not in checkpoint.arrays or checkpoint.arrays[key].shape != array.shape:
+        if (key not in checkpoint.arrays or checkpoint.arrays[key].shape != array.shape
+                or checkpoint.arrays[key].dtype != array.dtype):
             raise ConfigError(f"{where}: model weights {key} do not match this run's model; delete it to restart")
         if not np.all(np.isfinite(checkpoint.arrays[key].numpy())):
             raise ConfigError(f"{where}: model weights {key} are not finite; delete it to restart")
@@ -101,8 +102,13 @@ def check_checkpoint(checkpoint: Checkpoint, identity: dict[str, Any], initial: 
 
 
 def restore_sampler(sampler: Any, checkpoint: Checkpoint) -> None:
-    """Put the checkpointed state back into a freshly built sampler."""
-    restore_into(sampler, checkpoint.sampler_tree, checkpoint.sampler_arrays)
+    """Put the checkpointed state back into a freshly built sampler (ConfigError if it does not fit)."""
+    try:
+        restore_into(sampler, checkpoint.sampler_tree, checkpoint.sampler_arrays)
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"{CHECKPOINT}: its sampler state does not fit this run's sampler ({reason}); "
+                          f"delete it to restart the run") from None
 
 
 class CheckpointHook(RoundHook):

@@ -62,9 +62,11 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     if path.exists():
         for line in path.read_text().splitlines():
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError:
                 continue
+            if isinstance(row, dict):  # anything else is not a record (a torn or foreign line)
+                rows.append(row)
     return rows
 
 
@@ -107,6 +109,19 @@ class RunRecorder:
     def rows(self) -> list[dict[str, Any]]:
         """The metrics rows written so far."""
         return self.read_rows(self.run_dir)
+
+    @classmethod
+    def check_records(cls, run_dir: str | Path) -> None:
+        """Refuse (ConfigError) a ``metrics.jsonl`` with a line that is not a record, except a torn last one."""
+        path = Path(run_dir) / cls.METRICS
+        lines = path.read_text().splitlines() if path.exists() else []
+        for number, line in enumerate(lines[:-1], start=1):
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                row = None
+            if not isinstance(row, dict):
+                raise ConfigError(f"{path}: line {number} is not a fedsim record; the records cannot be continued")
 
     @classmethod
     def read_rows(cls, run_dir: str | Path) -> list[dict[str, Any]]:

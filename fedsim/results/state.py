@@ -97,4 +97,6 @@ def _new_instance(path: str) -> Any:
     cls: Any = importlib.import_module(module_name)
     for part in qualname.split("."):
         cls = getattr(cls, part)
+    if not isinstance(cls, type) or not (cls.__module__ + ".").startswith(ALLOWED_PACKAGE):
+        raise ValueError(f"refusing to rebuild {path} from a checkpoint: not a class defined in fedsim")
     return cls.__new__(cls)

@@ -173,6 +173,12 @@ class FedCorSampler(Sampler):
     ) -> None:
         if objective not in ("loo", "marginal"):
             raise ValueError(f"unknown objective {objective!r}")
+        for name, value, low in (("warmup_rounds", warmup_rounds, 0), ("embedding_dim", embedding_dim, 1),
+                                 ("history_length", history_length, 1), ("fit_iterations", fit_iterations, 1)):
+            if int(value) < low:
+                raise ValueError(f"sampler.{name}={value}: must be a whole number >= {low}")
+        if not 0.0 < float(beta_decay) <= 1.0:  # NaN fails too
+            raise ValueError(f"sampler.beta_decay={beta_decay}: must be in (0, 1]")
         self.warmup_rounds = int(warmup_rounds)
         self.refit_every = int(refit_every)
         self.beta_decay = float(beta_decay)

@@ -36,8 +36,8 @@ class PowerOfChoiceSampler(Sampler):
             raise ValueError("give d or d_factor, not both")
         if d is not None and d < 1:
             raise ValueError("d must be >= 1")
-        if d_factor is not None and d_factor <= 0:
-            raise ValueError("d_factor must be > 0")
+        if d_factor is not None and not 0 < d_factor < float("inf"):  # NaN fails too
+            raise ValueError(f"sampler.d_factor={d_factor}: must be a finite number > 0")
         self.d = d
         self.d_factor = d_factor
 
