@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -34,6 +33,7 @@ os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 from fedsim.config import compose_config as make_config  # noqa: E402
 from fedsim.client.training import LocalTrainingConfig, client_seed, train_locally  # noqa: E402
 from fedsim.experiment import build_experiment, run_experiment  # noqa: E402
+from fedsim.hooks import RoundHook  # noqa: E402
 
 
 def overrides(k: int, rounds: int, engine: list[str]) -> list[str]:
@@ -51,8 +51,9 @@ def time_fedsim(k: int, rounds: int, engine: list[str]) -> dict:
     stamps: list[float] = []
     first_round_start: list[float] = []
 
-    def on_round(result) -> None:  # noqa: ANN001
-        stamps.append(time.perf_counter())
+    class RoundClock(RoundHook):
+        def on_round_end(self, result) -> None:  # noqa: ANN001
+            stamps.append(time.perf_counter())
 
     original = experiment.strategy.configure_train
 
@@ -63,7 +64,7 @@ def time_fedsim(k: int, rounds: int, engine: list[str]) -> dict:
 
     experiment.strategy.configure_train = mark
     with tempfile.TemporaryDirectory() as run_dir:
-        run_experiment(experiment, Path(run_dir) / "run", on_round=on_round)
+        run_experiment(experiment, Path(run_dir) / "run", hooks=[RoundClock()])
         selected = [row["selected"] for row in _rows(Path(run_dir) / "run")]
     per_round = np.diff(stamps[:-1])  # the last round also evaluates the model: left out
     return {"per_round": float(np.mean(per_round)), "startup": first_round_start[0] - started, "selected": selected}
@@ -80,7 +81,7 @@ def time_plain_loop(k: int, rounds: int, selected: list[list[int]]) -> dict:
     experiment = build_experiment(make_config(overrides(k, rounds, [])))
     torch.set_num_threads(1)
     data = experiment.dataset
-    config = LocalTrainingConfig.from_mapping(experiment.train_config.as_dict())
+    config = LocalTrainingConfig.from_mapping(experiment.train_config.as_message_config())
     tensors = {}
     for pid, idx in enumerate(experiment.partitioning.client_indices):
         tensors[pid] = (torch.from_numpy(data.x_train[idx]), torch.from_numpy(data.y_train[idx]))

@@ -131,7 +131,7 @@ def run_profiled(
     )
     grid = InlineGrid(make_client_app(runtime), cfg.num_clients, workers=workers)
     strategy = experiment.strategy
-    train_config = experiment.train_config.as_dict()
+    train_config = experiment.train_config.as_message_config()
     profile = Profile()
     arrays = experiment.initial_arrays
     with tempfile.TemporaryDirectory() as tmp:
@@ -221,7 +221,7 @@ def plain_floor(experiment: Any, selected: list[list[int]], device: str = "cpu")
     torch.set_num_threads(1)
     dev = resolve_device(device)
     data = experiment.dataset
-    config = LocalTrainingConfig.from_mapping(experiment.train_config.as_dict())
+    config = LocalTrainingConfig.from_mapping(experiment.train_config.as_message_config())
     config.proximal_mu = float(experiment.cfg.algorithm.proximal_mu)
     model = experiment.model_factory().to(dev)
     global_state = {k: v.to(dev) for k, v in experiment.initial_arrays.to_torch_state_dict().items()}

@@ -134,6 +134,6 @@ def run_on_grid(experiment: Experiment, grid: Any, run_dir: str | Path, resume: 
     clock = [FaultClock(faulty)] if faulty is not None else []
     _, summary = run_rounds(
         faulty or grid, experiment.strategy, checkpoint.arrays if checkpoint else experiment.initial_arrays,
-        context, experiment.train_config.as_dict(), evaluation_columns(evaluator), cfg.eval_every,
+        context, experiment.train_config.as_message_config(), evaluation_columns(evaluator), cfg.eval_every,
         hooks=clock + all_hooks)
     return summary

@@ -69,3 +69,11 @@ def test_ray_engine_improves_the_model_and_matches_inline_selections(tmp_path, s
     assert ray_rows[-1]["loss"] < initial_loss
     assert [r["selected"] for r in ray_rows] == [r["selected"] for r in inline_rows]
     assert [r["accuracy"] for r in ray_rows] == pytest.approx([r["accuracy"] for r in inline_rows], abs=0.02)
+
+
+def test_fedprox_mu_reaches_the_clients(tmp_path, small_overrides):
+    """The proximal term is sent as ``proximal-mu`` and changes local training."""
+    _, plain, _ = run(small_overrides, tmp_path / "fedavg")
+    _, prox, _ = run(small_overrides + ["algorithm=fedprox", "algorithm.proximal_mu=5.0"], tmp_path / "fedprox")
+    assert [r["selected"] for r in plain] == [r["selected"] for r in prox]
+    assert [r["train_loss"] for r in plain] != [r["train_loss"] for r in prox]

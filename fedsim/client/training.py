@@ -15,34 +15,35 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from fedsim.config_schema import TrainConfig
+
 
 @dataclass
-class LocalTrainingConfig:
-    """Hyperparameters of one client's local training."""
+class LocalTrainingConfig(TrainConfig):
+    """One client's local training: the ``train.*`` settings plus FedProx's proximal term.
 
-    optimizer: str = "sgd"
-    lr: float = 0.01
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    epochs: int = 1
-    batch_size: int = 32
+    In a Flower message the keys are kebab-case (``batch-size``, ``proximal-mu``), Flower's
+    style; ``proximal-mu`` is set by the server's strategy, never by the ``train`` settings.
+    """
+
     proximal_mu: float = 0.0
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "LocalTrainingConfig":
-        """Build from any mapping (a ConfigRecord, a dict), ignoring unknown keys."""
-        known = {f.name: f.type for f in fields(cls)}
+        """Build from a message's config record (kebab-case) or a dict of settings (snake_case)."""
         kwargs = {}
-        for name in known:
-            if name in values:
-                kwargs[name] = values[name]
+        for field in fields(cls):
+            for key in (field.name.replace("_", "-"), field.name):
+                if key in values:
+                    kwargs[field.name] = values[key]
+                    break
         config = cls(**kwargs)
         config.epochs, config.batch_size = int(config.epochs), int(config.batch_size)
         return config
 
-    def as_dict(self) -> dict[str, Any]:
-        """Plain dict (str / int / float values), ready for a Flower ConfigRecord."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+    def as_message_config(self) -> dict[str, Any]:
+        """The ``train`` settings as a message's config entries (kebab-case; no ``proximal-mu``)."""
+        return {f.name.replace("_", "-"): getattr(self, f.name) for f in fields(TrainConfig)}
 
 
 @dataclass

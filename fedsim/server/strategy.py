@@ -227,7 +227,7 @@ class SamplingFedAvg(FedAvg):
         config = ConfigRecord(dict(config))
         config["server-round"] = server_round
         config["seed"] = self.seed
-        config["proximal_mu"] = self.proximal_mu
+        config["proximal-mu"] = self.proximal_mu
         record = RecordDict({"arrays": arrays, "config": config})
         return self._construct_messages(record, [self.node_of[p] for p in selected], MessageType.TRAIN)
 
