@@ -136,3 +136,13 @@ def test_entropy_report_runs_only_for_samplers_that_attach_it(tmp_path, small_ov
     run_experiment(build_experiment(make_config(small_overrides + ["sampler=hics"])), tmp_path / "hics")
     assert (tmp_path / "hics" / "entropy_report.json").exists()
     assert json.loads((tmp_path / "hics" / "summary.json").read_text())["sampler"] == "hics"
+
+
+def test_entropy_report_warns_when_true_entropies_barely_differ(tmp_path):
+    (tmp_path / "partition.json").write_text(json.dumps({"label_entropy": [2.30, 2.29, 2.30, 2.28], "groups": None}))
+    (tmp_path / "sampler.jsonl").write_text(json.dumps({"round": 1, "entropy": [0.1, 0.2, 0.9, 1.5]}) + "\n")
+    hook = EntropyReportHook()
+    hook.on_run_start(context(tmp_path))
+    hook.on_run_end({})
+    report = json.loads((tmp_path / "entropy_report.json").read_text())
+    assert "too little heterogeneity spread" in report["warning"]
