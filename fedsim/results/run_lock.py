@@ -24,6 +24,7 @@ inherit the flock; it is released when the last of them exits.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -153,10 +154,7 @@ class RunLock:
                 return self._create_direct()
             return fd
         except BaseException:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+            _close_quietly(fd)
             raise
         finally:
             try:
@@ -202,10 +200,7 @@ class RunLock:
             self._write_info(fd)
             return fd
         except BaseException:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+            _close_quietly(fd)
             raise
 
     def _same_file(self, fd: int) -> bool:
@@ -237,3 +232,9 @@ def _flock(fd: int) -> None:
 
 
 __all__ = ["LOCK_NAME", "RunLock"]
+
+
+def _close_quietly(fd: int) -> None:
+    """Close a file descriptor while another error is on its way out."""
+    with contextlib.suppress(OSError):
+        os.close(fd)
