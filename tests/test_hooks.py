@@ -146,3 +146,29 @@ def test_entropy_report_warns_when_true_entropies_barely_differ(tmp_path):
     hook.on_run_end({})
     report = json.loads((tmp_path / "entropy_report.json").read_text())
     assert "too little heterogeneity spread" in report["warning"]
+
+
+def test_divergence_guard_stops_at_a_non_finite_loss_or_an_all_non_finite_round():
+    from fedsim.errors import RunDiverged
+    from fedsim.hooks import DivergenceGuard
+
+    guard = DivergenceGuard()
+    guard.on_round_end(result(1))  # finite: nothing happens
+    guard.on_round_end(result(2, rejected={"0": "arrays.w: NaN or inf values"}))  # one of two: a hostile client
+    with pytest.raises(RunDiverged, match="round 3: the test loss is nan"):
+        guard.on_round_end(result(3, loss=float("nan")))
+    with pytest.raises(RunDiverged, match="round 4: every client's update was non-finite"):
+        guard.on_round_end(result(4, rejected={"0": "arrays.w: NaN or inf values",
+                                               "1": "metrics: train-loss=nan is not a finite number"}))
+
+
+def test_learning_curve_hook_draws_the_run(tmp_path):
+    from fedsim.results.learning_curve import LearningCurveHook
+
+    records = RecordsHook(RunRecorder(tmp_path))
+    for r in (1, 2, 3):
+        records.on_round_end(result(r, 0.2 * r, per_class_accuracy=[0.1 * r, 0.3 * r]))
+    hook = LearningCurveHook()
+    hook.on_run_start(context(tmp_path))
+    hook.on_run_end({})
+    assert (tmp_path / "learning_curve.png").stat().st_size > 1000
