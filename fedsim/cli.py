@@ -6,7 +6,6 @@ training with one line on stderr naming the setting, and exit code 2.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -157,8 +156,8 @@ def hydra_main(cfg: DictConfig) -> float | None:
         from fedsim.results.run_lock import RunLock
 
         plan = plan_run(cfg, run_dir, HydraConfig.get().overrides.task)
-        if plan is None:
-            return json.loads((run_dir / "summary.json").read_text())["final_accuracy"]
+        if plan is None:  # a finished run: nothing to do
+            return None
         run_dir, cfg, resume = plan
         with RunLock(run_dir):  # one writer per run folder, for the whole run
             setup_logging(run_dir, cfg.get("log_level", "INFO"))

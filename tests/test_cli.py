@@ -138,3 +138,15 @@ def test_joblib_sweep_runs_each_job_in_its_own_folder(tmp_path):
         assert [r["round"] for r in rows] == [1, 2]
     first = (tmp_path / "random_seed0" / "metrics.jsonl").read_text()
     assert first != (tmp_path / "random_seed1" / "metrics.jsonl").read_text()  # different seeds, different runs
+
+
+def test_resuming_a_finished_run_changes_nothing(tmp_path):
+    """``fedsim resume=<finished run>`` says so, exits 0 and leaves every file as it was."""
+    run_dir = tmp_path / "done"
+    base = [sys.executable, "-m", "fedsim.cli", "num_rounds=2", "progress=false"]
+    assert subprocess.run(base + [f"hydra.run.dir={run_dir}"], capture_output=True).returncode == 0
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    result = subprocess.run([sys.executable, "-m", "fedsim.cli", f"resume={run_dir}",
+                             f"hydra.run.dir={tmp_path / 'elsewhere'}"], capture_output=True, text=True)
+    assert result.returncode == 0 and "already finished" in result.stderr
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
