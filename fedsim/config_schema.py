@@ -39,6 +39,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     epochs: int = 2
     batch_size: int = 32
+    keep_optimizer_state: bool = False  # the authors' code: each client keeps its optimizer between rounds
 
 
 @dataclass

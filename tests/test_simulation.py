@@ -77,3 +77,17 @@ def test_fedprox_mu_reaches_the_clients(tmp_path, small_overrides):
     _, prox, _ = run(small_overrides + ["algorithm=fedprox", "algorithm.proximal_mu=5.0"], tmp_path / "fedprox")
     assert [r["selected"] for r in plain] == [r["selected"] for r in prox]
     assert [r["train_loss"] for r in plain] != [r["train_loss"] for r in prox]
+
+
+def test_kept_optimizer_state_changes_training_and_travels_with_the_client(tmp_path, small_overrides):
+    """``train.keep_optimizer_state``: a client's momentum carries over to its next participation,
+    whichever worker process trains it."""
+    base = small_overrides + ["num_rounds=4", "train.momentum=0.9"]
+    _, fresh, _ = run(base, tmp_path / "fresh")
+    _, kept, _ = run(base + ["train.keep_optimizer_state=true"], tmp_path / "kept")
+    _, kept_2, _ = run(base + ["train.keep_optimizer_state=true", "engine.workers=2"], tmp_path / "kept2")
+    assert [r["selected"] for r in fresh] == [r["selected"] for r in kept]
+    repeat = next(i for i, r in enumerate(kept) if set(r["selected"]) & {p for q in kept[:i] for p in q["selected"]})
+    assert [r["train_loss"] for r in fresh[:repeat]] == [r["train_loss"] for r in kept[:repeat]]
+    assert fresh[repeat]["train_loss"] != kept[repeat]["train_loss"]  # a returning client's momentum
+    assert _without_timings(kept) == _without_timings(kept_2)

@@ -37,6 +37,10 @@ def partition_id_of(context: Context) -> int:
     return int(context.node_config["partition-id"])
 
 
+OPTIMIZER_STATE = "optimizer-state"
+"""Key of a client's kept optimizer state in its node's ``Context.state`` (``train.keep_optimizer_state``)."""
+
+
 def make_client_app(runtime: ClientRuntime) -> ClientApp:
     """Build the ClientApp serving the partitions held by ``runtime``."""
     app = ClientApp()
@@ -53,7 +57,12 @@ def make_client_app(runtime: ClientRuntime) -> ClientApp:
         x, y = runtime.client_tensors(pid)
         seed = client_seed(int(config.get("seed", 0)), int(config.get("server-round", 0)), pid)
         torch.manual_seed(seed)  # dropout etc.: same on every engine, and after a resume
-        result = train_locally(model, x, y, LocalTrainingConfig.from_mapping(config), seed)
+        train_config = LocalTrainingConfig.from_mapping(config)
+        kept = context.state.array_records.get(OPTIMIZER_STATE) if train_config.keep_optimizer_state else None
+        result = train_locally(model, x, y, train_config, seed,
+                               {k: v.numpy() for k, v in kept.items()} if kept is not None else None)
+        if result.optimizer_state is not None:  # this client's optimizer, kept for its next participation
+            context.state[OPTIMIZER_STATE] = ArrayRecord({k: Array(v) for k, v in result.optimizer_state.items()})
         new_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         output_update = {
             "bias": new_state[bias_key] - global_state[bias_key],

@@ -52,6 +52,25 @@ class LocalTrainingResult:
 
     num_steps: int
     mean_loss: float
+    optimizer_state: dict[str, np.ndarray] | None = None  # with ``keep_optimizer_state``
+
+
+def optimizer_state_arrays(optimizer: torch.optim.Optimizer) -> dict[str, np.ndarray]:
+    """The optimizer's per-parameter state (momentum buffers, Adam moments) as named CPU arrays."""
+    return {f"{index}.{name}": value.detach().cpu().numpy().copy()
+            for index, state in optimizer.state_dict()["state"].items()
+            for name, value in state.items() if torch.is_tensor(value)}
+
+
+def load_optimizer_state_arrays(optimizer: torch.optim.Optimizer, arrays: dict[str, np.ndarray]) -> None:
+    """Put :func:`optimizer_state_arrays` back (same model and optimizer kind)."""
+    device = next(p.device for group in optimizer.param_groups for p in group["params"])
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in arrays.items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = torch.as_tensor(value).to(device)
+    saved = optimizer.state_dict()
+    optimizer.load_state_dict({"state": state, "param_groups": saved["param_groups"]})
 
 
 def make_optimizer(model: nn.Module, config: LocalTrainingConfig) -> torch.optim.Optimizer:
@@ -71,14 +90,19 @@ def train_locally(
     y: torch.Tensor,
     config: LocalTrainingConfig,
     seed: int,
+    optimizer_state: dict[str, np.ndarray] | None = None,
 ) -> LocalTrainingResult:
     """Train ``model`` in place for ``config.epochs`` epochs of shuffled mini-batches.
 
     With ``proximal_mu > 0`` the FedProx term (mu/2)||w - w_global||^2 is added, with
-    w_global the weights the model held on entry.
+    w_global the weights the model held on entry. With ``keep_optimizer_state`` the
+    optimizer starts from ``optimizer_state`` (this client's state from its last
+    participation, if any) and the result carries the state it ends with.
     """
     generator = torch.Generator().manual_seed(seed)  # on the CPU: same batches on every device
     optimizer = make_optimizer(model, config)
+    if config.keep_optimizer_state and optimizer_state:
+        load_optimizer_state_arrays(optimizer, optimizer_state)
     anchor = [p.detach().clone() for p in model.parameters()] if config.proximal_mu > 0 else None
     model.train()
     losses: list[torch.Tensor] = []  # read back once at the end (no per-step device sync)
@@ -101,7 +125,8 @@ def train_locally(
     for value in torch.stack(losses).tolist() if losses else []:
         total_loss += value  # same float64 sum, in the same order, as adding step by step
     steps = len(losses)
-    return LocalTrainingResult(num_steps=steps, mean_loss=total_loss / max(steps, 1))
+    kept = optimizer_state_arrays(optimizer) if config.keep_optimizer_state else None
+    return LocalTrainingResult(num_steps=steps, mean_loss=total_loss / max(steps, 1), optimizer_state=kept)
 
 
 @torch.inference_mode()
