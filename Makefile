@@ -30,9 +30,10 @@ fmnist-data:
 	test -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz || \
 	  (apt-get update -q && apt-get install -y -q dataset-fashion-mnist)
 
-# The paper's FMNIST setting-2 study, all six samplers x 3 seeds (hours on 2 cores; rerun to resume).
+# The heterogeneity-sampling study on the paper's FMNIST setting-2 partition, 10 paired seeds
+# (hours on 2 cores; rerun to resume: finished runs are skipped). experiments/heterogeneity_sampling.md.
 paper-fmnist: setup fmnist-data
-	$(PY) experiments/paper_fmnist_s2.py --seeds 0 1 2 --jobs 2
+	$(PY) experiments/heterogeneity_sampling.py --samplers random hics hics_oracle hics_diverse --seeds 0 1 2 3 4 5 6 7 8 9
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache

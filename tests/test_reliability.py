@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from flwr.app import Array, ArrayRecord, MetricRecord
+from flwr.app import Array, MetricRecord
 
 from conftest import make_config
 from fedsim.experiment import build_experiment, run_experiment
