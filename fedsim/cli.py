@@ -11,6 +11,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 os.environ.setdefault("FLWR_HOME", str(Path(tempfile.gettempdir()) / "fedsim-flwr-home"))
@@ -21,7 +22,7 @@ from omegaconf import DictConfig  # noqa: E402
 
 from fedsim.config import CONF_DIR  # noqa: E402
 from fedsim.config_schema import FedsimConfig  # noqa: E402
-from fedsim.errors import ConfigError, RunDiverged  # noqa: E402
+from fedsim.errors import ConfigError, RunDiverged, first_line  # noqa: E402
 
 CONFIG_GROUPS = ("dataset", "partitioner", "model", "sampler", "algorithm", "engine", "faults", "experiment",
                  "tracking")
@@ -54,33 +55,45 @@ def check_group_overrides(argv: list[str]) -> None:
                 raise ConfigError(f"{group}={name}: unknown {group}; choose one of {', '.join(choices)}")
 
 
+def parsed_overrides(argv: list[str], skip: tuple[str, ...]) -> list[tuple[str, Any]]:
+    """``(text, parsed override)`` for each ``key=value`` argument not starting with ``skip``.
+
+    Empty when Hydra's parser refuses the line: Hydra then reports the syntax error itself.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    texts = [a for a in argv if "=" in a and not a.startswith(skip)]
+    try:
+        return list(zip(texts, OverridesParser.create().parse_overrides(texts)))
+    except Exception:
+        return []
+
+
+def override_values(override: Any) -> list[str]:
+    """Every value an override gives (each element of a sweep), as text."""
+    if override.is_sweep_override():
+        return list(override.sweep_string_iterator())
+    return [override.get_value_element_as_str()]
+
+
 def check_value_overrides(argv: list[str]) -> None:
     """Refuse ``key=value`` overrides whose value does not fit the schema's type.
 
     Each value of a sweep is checked, before Hydra composes anything, so a bad value is one
     line naming the setting (``train.lr=abc: ... could not be converted to Float``).
     """
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
-    candidates = [a for a in argv if "=" in a and not a.startswith(("-", "hydra", "~"))]
-    try:
-        overrides = OverridesParser.create().parse_overrides(candidates)
-    except Exception:  # let Hydra report syntax errors itself
-        return
     schema = OmegaConf.structured(FedsimConfig)
-    for override in overrides:
+    for _, override in parsed_overrides(argv, ("-", "hydra", "~")):
         key = override.key_or_group
         if key in CONFIG_GROUPS or override.package is not None:
             continue
-        values = list(override.sweep_string_iterator()) if override.is_sweep_override() else [
-            override.get_value_element_as_str()]
-        for value in values:
+        for value in override_values(override):
             try:
                 OmegaConf.merge(schema, OmegaConf.from_dotlist([f"{key}={value}"]))
             except Exception as exc:
-                reason = str(exc).splitlines()[0]
-                raise ConfigError(f"{key}={value}: {reason}") from None
+                raise ConfigError(f"{key}={value}: {first_line(exc)}") from None
 
 
 def check_composition(argv: list[str]) -> None:
@@ -89,27 +102,21 @@ def check_composition(argv: list[str]) -> None:
     Hydra's own report of a composition error (a key a group does not have, given without
     ``+``) spans several lines; this gives the same facts in one.
     """
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     from fedsim.config import compose_config
 
-    candidates = [a for a in argv if "=" in a and not a.startswith(("-", "hydra"))]
-    try:
-        overrides = OverridesParser.create().parse_overrides(candidates)
-    except Exception:  # let Hydra report syntax errors itself
+    parsed = parsed_overrides(argv, ("-", "hydra"))
+    if not parsed:
         return
     first = []
-    for override, text in zip(overrides, candidates):
-        if override.is_sweep_override():
-            values = list(override.sweep_string_iterator())
-            text = f"{text.split('=', 1)[0]}={values[0]}" if values else text
-        first.append(text)
+    for text, override in parsed:
+        values = override_values(override) if override.is_sweep_override() else []
+        first.append(f"{text.split('=', 1)[0]}={values[0]}" if values else text)
     try:
         compose_config(first)
     except Exception as exc:
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         cause = exc.__cause__
-        detail = str(cause).splitlines()[0] if cause is not None and str(cause) else ""
+        detail = first_line(cause) if cause is not None and str(cause) else ""
         raise ConfigError("; ".join(dict.fromkeys([*lines[:2], detail] if detail else lines[:2]))) from None
 
 

@@ -19,7 +19,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from fedsim.errors import ConfigError
+from fedsim.errors import ConfigError, first_line
 
 HYDRA_KEYS = ("_target_", "_partial_", "_convert_", "_recursive_", "_args_")
 SIMPLE_TYPES = {int: "a whole number", float: "a number", bool: "true or false", str: "a string"}
@@ -73,7 +73,7 @@ def check_arguments(node: DictConfig, setting: str) -> None:
     try:
         target = locate(target_path)
     except Exception as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         raise ConfigError(f"{setting}._target_={target_path}: cannot import it ({reason})") from None
     function = target.__init__ if inspect.isclass(target) else target
     try:
@@ -97,11 +97,11 @@ def build(node: DictConfig, setting: str, **kwargs: Any) -> Any:
         cause = exc.__cause__ or exc
         if isinstance(cause, ConfigError):
             raise cause from None
-        raise ConfigError(f"{setting}: {str(cause).splitlines()[0] if str(cause) else type(cause).__name__}") from None
+        raise ConfigError(f"{setting}: {first_line(cause)}") from None
     except ConfigError:
         raise
     except Exception as exc:  # e.g. a _target_ that does not import
-        raise ConfigError(f"{setting}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        raise ConfigError(f"{setting}: {first_line(exc)}") from None
 
 
 def without(node: DictConfig, *keys: str) -> DictConfig:

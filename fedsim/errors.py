@@ -5,6 +5,12 @@ before any training starts.
 """
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's message cut to its first line (its class name if it has none), for one-line errors."""
+    text = str(exc)
+    return text.splitlines()[0] if text.strip() else type(exc).__name__
+
+
 class ConfigError(ValueError):
     """An invalid user setting; the message names the setting and the fix."""
 

@@ -25,7 +25,7 @@ from fedsim.configuration import build, build_hooks, without
 from fedsim.data.datasets import DatasetArrays
 from fedsim.data.partitioners import as_partitioning, check_partitioning
 from fedsim.devices import resolve_device
-from fedsim.errors import ConfigError
+from fedsim.errors import ConfigError, first_line
 from fedsim.grid_run import Experiment, availability_schedule, run_on_grid
 from fedsim.hooks import RoundHook
 from fedsim.server.strategy import SamplingFedAvg
@@ -62,7 +62,7 @@ def model_factory_for(cfg: DictConfig, dataset: DatasetArrays) -> Callable[[], n
         with torch.no_grad():
             out = model(torch.zeros(2, *dataset.input_shape))
     except Exception as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         raise ConfigError(
             f"model: {cfg.model._target_.rsplit('.', 1)[-1]} does not fit dataset {dataset.name} "
             f"(input shape {tuple(dataset.input_shape)}): {reason}; choose model=auto or a model for that input"

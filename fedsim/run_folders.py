@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fedsim.config import CONF_DIR
 from fedsim.config_schema import IDENTITY_IGNORED_KEYS, FedsimConfig
-from fedsim.errors import ConfigError
+from fedsim.errors import ConfigError, first_line
 
 RESUME_COMPATIBLE = ("resume", "progress", "log_level", "flower_log_level", "engine", "device")
 """Settings that may be given with ``resume=``: they change how, not what, the run computes."""
@@ -137,7 +137,7 @@ def saved_run(folder: str) -> tuple[Path, DictConfig]:
         if not isinstance(plain, dict):
             raise ValueError("not a mapping")
     except Exception as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         raise ConfigError(f"resume={folder}: config.yaml is not a readable config ({reason})") from None
     foreign = foreign_targets(plain)
     if foreign:
@@ -149,7 +149,7 @@ def saved_run(folder: str) -> tuple[Path, DictConfig]:
         if missing:
             raise ValueError(f"missing {', '.join(missing)}")
     except Exception as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         key = getattr(exc, "full_key", None)
         raise ConfigError(f"resume={folder}: config.yaml is not a fedsim config "
                           f"({f'{key}: ' if key else ''}{reason})") from None

@@ -354,17 +354,23 @@ def _popen_in_list(plain: dict, marker: Path, folder: Path) -> None:
     plain["faults"]["always_fail"] = [{"_target_": "subprocess.Popen", "args": ["touch", str(marker)]}]
 
 
+def foreign_run(runs, tmp_path: Path, plant, marker: Path) -> Path:
+    """A copy of the unfinished run whose config.yaml ``plant`` has given a foreign target."""
+    import yaml
+
+    folder = copy_run(runs, "unfinished", tmp_path / "foreign")
+    plain = yaml.safe_load((folder / "config.yaml").read_text())
+    plant(plain, marker, folder)
+    (folder / "config.yaml").write_text(yaml.safe_dump(plain))
+    return folder
+
+
 @pytest.mark.parametrize("plant", [_cifar_target, _system_sampler, _eval_hook, _popen_in_list],
                          ids=["dataset=read_cifar_batch+pickle", "sampler=os.system", "hooks=builtins.eval",
                               "faults.always_fail[0]=subprocess.Popen"])
 def test_resume_refuses_a_config_naming_foreign_targets(runs, tmp_path, plant):
     marker = tmp_path / "marker"
-    folder = copy_run(runs, "unfinished", tmp_path / "foreign")
-    import yaml
-
-    plain = yaml.safe_load((folder / "config.yaml").read_text())
-    plant(plain, marker, folder)
-    (folder / "config.yaml").write_text(yaml.safe_dump(plain))
+    folder = foreign_run(runs, tmp_path, plant, marker)
     before = tree_hashes(folder)
     with pytest.raises(ConfigError, match="not one of fedsim's own classes") as err:
         resume_like_the_cli(folder, tmp_path / "log")
@@ -480,12 +486,7 @@ def test_folder_holding_a_different_run_is_refused(runs, tmp_path, which):
 
 def test_cli_resume_of_a_foreign_config_is_one_line_exit_2(runs, tmp_path):
     marker = tmp_path / "marker"
-    folder = copy_run(runs, "unfinished", tmp_path / "foreign")
-    import yaml
-
-    plain = yaml.safe_load((folder / "config.yaml").read_text())
-    _cifar_target(plain, marker, folder)
-    (folder / "config.yaml").write_text(yaml.safe_dump(plain))
+    folder = foreign_run(runs, tmp_path, _cifar_target, marker)
     before = tree_hashes(folder)
     result = fedsim_cli(f"resume={folder}", f"hydra.run.dir={tmp_path / 'log'}", cwd=tmp_path)
     errors = [line for line in result.stderr.splitlines() if line.startswith("fedsim: error:")]

@@ -18,7 +18,7 @@ import numpy as np
 
 from fedsim.data.datasets import DatasetArrays, _standardise
 from fedsim.data.idx import check_labels
-from fedsim.errors import DataError
+from fedsim.errors import DataError, first_line
 
 
 class HuggingFaceDiskSource:
@@ -63,7 +63,7 @@ class HuggingFaceDiskSource:
         try:
             loaded = load_from_disk(str(folder))
         except Exception as exc:  # not a saved dataset, or damaged Arrow files
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            reason = first_line(exc)
             raise DataError(f"dataset.path={self.path}: cannot load it with datasets.load_from_disk "
                             f"({reason})") from None
         if not isinstance(loaded, DatasetDict):

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from fedsim.errors import ConfigError
+from fedsim.errors import ConfigError, first_line
 
 
 @dataclass
@@ -335,6 +335,6 @@ class FlwrDatasetsPartitioner:
         except ConfigError:
             raise
         except Exception as exc:  # the flwr-datasets partitioner refusing its settings or the data
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            reason = first_line(exc)
             raise ConfigError(f"partitioner: flwr-datasets {self._name()}: {reason}") from None
         return Partitioning([np.sort(part) for part in parts])

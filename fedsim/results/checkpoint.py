@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from flwr.app import Array, ArrayRecord
 
-from fedsim.errors import ConfigError
+from fedsim.errors import ConfigError, first_line
 from fedsim.hooks import RoundHook, RoundResult
 from fedsim.results.state import capture, restore_into
 
@@ -74,7 +74,7 @@ def load_checkpoint(run_dir: str | Path) -> Checkpoint | None:
             }
         return Checkpoint(int(meta["round"]), arrays, meta["sampler"], sampler_arrays, meta.get("identity"))
     except Exception as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         raise ConfigError(f"{path}: not a readable fedsim checkpoint ({reason}); delete it to restart the run") from None
 
 
@@ -106,7 +106,7 @@ def restore_sampler(sampler: Any, checkpoint: Checkpoint) -> None:
     try:
         restore_into(sampler, checkpoint.sampler_tree, checkpoint.sampler_arrays)
     except Exception as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         raise ConfigError(f"{CHECKPOINT}: its sampler state does not fit this run's sampler ({reason}); "
                           f"delete it to restart the run") from None
 
