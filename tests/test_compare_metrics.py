@@ -72,6 +72,17 @@ def test_setting_gets_differing_config_keys(tmp_path: Path) -> None:
                         "fmnist groups[alphas=0.001,0.2; min_size_fraction=0.2] N=4 K=2 [train.lr=0.1]"}
 
 
+def test_sampler_label_shows_switch_an_older_run_lacks(tmp_path: Path) -> None:
+    write_run(tmp_path, "old", sampler=HICS, accuracies=[0.5], summary_sampler="hics_diverse")
+    write_run(tmp_path, "new", sampler={**HICS, "exploration_slots": 1}, accuracies=[0.5],
+              summary_sampler="hics_diverse", seed=1)
+    write_run(tmp_path, "plain", sampler={**HICS, "exploration_slots": 0}, accuracies=[0.5], summary_sampler="hics")
+    labels = load([tmp_path]).runs.set_index("run")["sampler"]
+    assert labels["old"] == "hics_diverse[exploration_slots=unset]"
+    assert labels["new"] == "hics_diverse[exploration_slots=1]"
+    assert labels["plain"] == "hics"  # alone under its label: nothing to tell apart
+
+
 def test_per_run_metrics_by_hand(tmp_path: Path) -> None:
     acc = [0.1, 0.3, 0.5, 0.6, 0.8, 0.7, 0.9, 0.7]  # R = 8
     write_run(tmp_path, "a", accuracies=acc)

@@ -316,3 +316,38 @@ def test_relative_annealing_bounds_the_cluster_probability_ratio():
             assert ratio <= math.exp(1.0 * (1 - 5 / 200)) + 1e-9
         else:
             assert ratio > math.exp(1.0)
+
+
+def test_least_recently_picked_takes_the_oldest_and_breaks_ties_at_random():
+    from fedsim.selection.draws import least_recently_picked
+
+    last = np.array([5, -1, 3, -1, 9, 3])
+    assert least_recently_picked(np.random.default_rng(0), np.arange(6), last, 2) in ([1, 3], [3, 1])
+    assert sorted(least_recently_picked(np.random.default_rng(0), np.arange(6), last, 4)) == [1, 2, 3, 5]
+    assert least_recently_picked(np.random.default_rng(0), np.array([0, 4]), last, 5) == [0, 4]
+    ties = {tuple(least_recently_picked(np.random.default_rng(s), np.arange(6), np.zeros(6, int), 1)) for s in range(30)}
+    assert len(ties) > 2  # not always the lowest id
+
+
+@pytest.mark.parametrize("slots", [1, 2])
+def test_exploration_slots_train_min_n_w_e_distinct_clients_in_every_window(slots):
+    # one balanced client among one-class ones, a steep annealing: without exploration the
+    # draw keeps returning to the same few clients
+    n, k, window = 40, 5, 12
+    updates = skewed_population(35, 5)
+    locked = make_sampler(n, k, gamma0=400.0)
+    base = run_rounds(locked, updates, 120)[20:]
+    sampler = make_sampler(n, k, gamma0=400.0, exploration_slots=slots)
+    picks = run_rounds(sampler, updates, 120)[20:]
+    fewest = lambda sel: min(len({c for s in sel[i:i + window] for c in s}) for i in range(len(sel) - window + 1))
+    assert fewest(picks) >= min(n, window * slots)
+    assert fewest(base) < window * slots
+    assert all(len(set(s)) == k for s in picks)
+    assert len(sampler.diagnostics()["explored"]) == slots
+
+
+def test_exploration_slots_must_fit_in_a_round():
+    with pytest.raises(ValueError, match="exploration_slots"):
+        make_sampler(10, 3, exploration_slots=4)
+    with pytest.raises(ValueError, match="exploration_slots"):
+        HiCSSampler(exploration_slots=-1)

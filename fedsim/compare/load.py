@@ -17,7 +17,8 @@ Labels:
   ``divfl_stale``); for older folders whose summary holds a class name, the Hydra choice in
   ``.hydra/hydra.yaml``, else a short form of the class (``HiCSSampler`` -> ``hics``). When
   runs of one setting share a label but differ in sampler settings, those settings are
-  appended, e.g. ``hics[estimator=weight_rows]``.
+  appended, e.g. ``hics[estimator=weight_rows]``; a switch an older run's config lacks shows
+  as ``unset`` (``hics_diverse[exploration_slots=unset]``).
 - ``setting``: dataset, partitioner with its parameters, N and K (e.g. ``fmnist
   groups[alphas=0.001,0.2; min_size_fraction=0.2] N=50 K=5``), plus any other config key
   that differs between the loaded runs (except seed, sampler, engine, progress and the
@@ -165,13 +166,22 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: value}
 
 
-def differing_keys(dicts: Sequence[dict[str, Any]]) -> list[str]:
-    """Dotted keys present in every dict whose values are not all equal (sorted)."""
+UNSET = "unset"  # how a label shows a key that an older run's config does not have
+
+
+def differing_keys(dicts: Sequence[dict[str, Any]], include_missing: bool = False) -> list[str]:
+    """Dotted keys whose values are not all equal (sorted).
+
+    By default only keys present in every dict count (a key added to fedsim's config later
+    does not split old runs from new ones); with ``include_missing`` a key some dicts lack
+    counts too, its absence being one more value (``UNSET``).
+    """
     flats = [flatten(d) for d in dicts]
     if not flats:
         return []
-    keys = sorted(set.intersection(*(set(f) for f in flats)))
-    return [k for k in keys if len({json.dumps(f[k], default=str) for f in flats}) > 1]
+    sets = [set(f) for f in flats]
+    keys = sorted(set.union(*sets) if include_missing else set.intersection(*sets))
+    return [k for k in keys if len({json.dumps(f.get(k, UNSET), default=str) for f in flats}) > 1]
 
 
 def _setting_labels(configs: list[dict[str, Any]]) -> list[str]:
@@ -261,11 +271,11 @@ def _disambiguate_samplers(runs: pd.DataFrame) -> None:
     for idx in by_label.values():
         cfgs = [dict(runs.at[i, "sampler_config"], _class=runs.at[i, "sampler_class"]) for i in idx]
         cfgs = [{k: v for k, v in c.items() if k != "_target_"} for c in cfgs]
-        keys = differing_keys(cfgs)
+        keys = differing_keys(cfgs, include_missing=True)  # a switch added later still tells old runs apart
         if not keys:
             continue
         for i, cfg in zip(idx, map(flatten, cfgs)):
-            runs.at[i, "sampler"] += "[" + ", ".join(f"{k}={fmt_value(cfg.get(k))}" for k in keys) + "]"
+            runs.at[i, "sampler"] += "[" + ", ".join(f"{k}={fmt_value(cfg.get(k, UNSET))}" for k in keys) + "]"
 
 
 def group_alpha_labels(groups: Sequence[int] | None, alphas: Sequence[float] | None) -> dict[int, str]:

@@ -5,7 +5,9 @@
 - :func:`draw_from_clusters`: a cluster by its probability, then a client inside it
   (HiCS-FL);
 - :func:`draw_one_per_row`: one distinct client per row of a (K, N) distribution matrix
-  (HiCS-FL's fallback to clustered sampling, as in the authors' code).
+  (HiCS-FL's fallback to clustered sampling, as in the authors' code);
+- :func:`least_recently_picked`: the candidates picked longest ago, ties broken at random
+  (HiCS-FL's exploration slots).
 """
 
 from __future__ import annotations
@@ -80,3 +82,19 @@ def draw_one_per_row(rng: np.random.Generator, distributions: np.ndarray) -> lis
         unpicked[k] = False
         picked.append(k)
     return picked
+
+
+def least_recently_picked(
+    rng: np.random.Generator, candidates: np.ndarray, last_picked: np.ndarray, count: int
+) -> list[int]:
+    """The ``min(count, len(candidates))`` candidates whose ``last_picked`` round is oldest.
+
+    ``last_picked`` is indexed by client (-1: never picked). Ties are broken by a random
+    key from ``rng``, so the result is seeded but does not favour low client ids.
+    """
+    candidates = np.asarray(candidates)
+    count = min(int(count), len(candidates))
+    if count == 0:
+        return []
+    order = np.lexsort((rng.random(len(candidates)), last_picked[candidates]))
+    return [int(k) for k in candidates[order[:count]]]

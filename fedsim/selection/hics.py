@@ -23,7 +23,7 @@ from sklearn.cluster import AgglomerativeClustering
 
 from fedsim.selection.base import ClientReport, ProbeReport, Sampler
 from fedsim.selection.clustered import fraboni_distributions
-from fedsim.selection.draws import draw_from_clusters, draw_one_per_row
+from fedsim.selection.draws import draw_from_clusters, draw_one_per_row, least_recently_picked
 from fedsim.selection.geometry import hics_distance_matrix
 from fedsim.selection.hics_scalable import hics_embedding, scalable_clusters
 
@@ -124,6 +124,12 @@ class HiCSSampler(Sampler):
         when there are at most ``micro_clusters`` candidates. Not combinable with
         ``variance_fallback``, which needs the matrix.
     micro_clusters : scalable mode only: number of micro-clusters m (memory O(m^2)).
+    exploration_slots : e, fedsim's variant: after warm-up, e of each round's K slots go to
+        the available clients picked longest ago (ties at random), the other K - e to the
+        entropy-guided draw. With every client available, any W consecutive rounds then
+        train at least min(N, W * e) distinct clients: if an exploration pick repeated a
+        client inside the window, every other client was picked in between. It also keeps
+        every client's stored update fresh. 0 (paper) turns it off.
 
     Clients that have never reported are never treated as balanced: every available one
     is sampled first (warm-up in rounds 1..ceil(N/K); later joiners in the next round).
@@ -147,6 +153,7 @@ class HiCSSampler(Sampler):
         normalize_by_steps: bool = False,
         mode: str = "exact",
         micro_clusters: int = 500,
+        exploration_slots: int = 0,
     ) -> None:
         choices = {
             "estimator": (estimator, ("bias", "weight_rows", "positive_part")),
@@ -171,6 +178,8 @@ class HiCSSampler(Sampler):
             raise ValueError(f"variance_threshold={variance_threshold}: must be a finite number > 0")
         if int(micro_clusters) < 1:
             raise ValueError(f"micro_clusters={micro_clusters}: must be >= 1")
+        if isinstance(exploration_slots, bool) or int(exploration_slots) != exploration_slots or exploration_slots < 0:
+            raise ValueError(f"sampler.exploration_slots={exploration_slots}: must be a whole number >= 0")
         self.temperature = float(temperature)
         self.gamma0 = float(gamma0)
         self.lam = float(lam)
@@ -191,6 +200,7 @@ class HiCSSampler(Sampler):
             )
         self.mode = mode
         self.micro_clusters = int(micro_clusters)
+        self.exploration_slots = int(exploration_slots)
 
     def reset(self) -> None:
         """Allocate per-client state; the update arrays get their width at the first report."""
@@ -199,10 +209,16 @@ class HiCSSampler(Sampler):
                 f"hics.num_clusters={self.num_clusters} exceeds the {self.num_clients} clients; "
                 f"set hics.num_clusters <= num_clients (or null for K)"
             )
+        if self.exploration_slots > self.clients_per_round:
+            raise ValueError(
+                f"sampler.exploration_slots={self.exploration_slots} exceeds the {self.clients_per_round} clients "
+                f"per round; set it to at most clients_per_round"
+            )
         self._reported = np.zeros(self.num_clients, dtype=bool)
         self._signal: np.ndarray | None = None  # (N, C): what the entropy is computed on
         self._direction: np.ndarray | None = None  # (N, D): what the angle is measured on
         self._centroids: np.ndarray | None = None  # scalable mode: micro-centroids for warm start
+        self._last_picked = np.full(self.num_clients, -1, dtype=np.int64)  # round of each client's last pick
 
     # ----------------------------------------------------------------- state
     def entropies(self) -> np.ndarray:
@@ -257,9 +273,15 @@ class HiCSSampler(Sampler):
             self.round_diagnostics["phase"] = "warmup"
         candidates = available[self._reported[available]]
         rest = count - len(first)
-        if rest == 0:
-            return first
-        return first + self._informed_draw(server_round, candidates, entropies[candidates], rest)
+        explore = 0 if first else min(self.exploration_slots, rest)
+        informed = (self._informed_draw(server_round, candidates, entropies[candidates], rest - explore)
+                    if rest > explore else [])
+        explored = least_recently_picked(
+            self.rng, np.setdiff1d(candidates, informed), self._last_picked, explore) if explore else []
+        self.round_diagnostics["explored"] = explored
+        chosen = first + informed + explored
+        self._last_picked[chosen] = server_round
+        return chosen
 
     def _informed_draw(
         self, server_round: int, candidates: np.ndarray, entropies: np.ndarray, count: int
