@@ -10,19 +10,63 @@ clients per GPU). Ray then exposes the GPU it assigned to the actor as ``cuda:0`
 the client runtime computes there (``device=auto`` or ``cuda``); with a share of 0 a
 client under ``device=auto`` stays on the CPU. A share > 0 on a local cluster without
 a CUDA GPU is refused up front (Ray would wait forever for a GPU to place actors on).
+
+Network exposure: Ray 2.55 binds its GCS, raylet and worker gRPC servers to every
+interface (0.0.0.0, hard-coded; ``_node_ip_address`` does not change it). So a local
+cluster fedsim starts runs with Ray's token authentication (``RAY_AUTH_MODE=token``) and a
+random token made for this process: anyone on the network who reaches the ports is
+refused. ``token_auth=false`` turns it off; a ``RAY_AUTH_MODE`` already in the environment,
+or ``address`` (a cluster someone else started), is left to its owner.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Callable
+import secrets
+import sys
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 from flwr.app import Context
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 
 from fedsim.errors import ConfigError
+
+_TOKEN = secrets.token_hex(32)  # one per process: Ray's driver caches the token it first reads
+logger = logging.getLogger(__name__)
+
+
+def _driver_uses_tokens() -> bool:
+    """Whether this process's Ray (already imported, so its mode is fixed) authenticates by token."""
+    from ray._raylet import AuthenticationMode, get_authentication_mode
+
+    return get_authentication_mode() == AuthenticationMode.TOKEN
+
+
+@contextmanager
+def token_authentication(enabled: bool) -> Iterator[None]:
+    """Ray token authentication for a cluster started inside this block (environment restored after).
+
+    Ray reads its authentication mode once, when it is imported: if this process imported Ray
+    without it, turning it on now would lock the driver out of its own cluster, so the run
+    goes on without it and a warning says so.
+    """
+    if not enabled or "RAY_AUTH_MODE" in os.environ:
+        yield
+        return
+    if "ray" in sys.modules and not _driver_uses_tokens():
+        logger.warning("engine.token_auth: Ray was imported before fedsim could turn on its token authentication; "
+                       "this run's local Ray cluster accepts connections without a token")
+        yield
+        return
+    os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=_TOKEN)
+    try:
+        yield
+    finally:
+        for key in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN"):
+            os.environ.pop(key, None)
 
 
 class RayEngine:
@@ -37,6 +81,7 @@ class RayEngine:
         address: str | None = None,
         pull_interval: float = 0.01,
         log_level: str = "WARNING",
+        token_auth: bool = True,
     ) -> None:
         if float(num_gpus_per_client) < 0:
             raise ConfigError(f"engine.num_gpus_per_client={num_gpus_per_client}: must be >= 0 (0 = CPU clients)")
@@ -45,6 +90,7 @@ class RayEngine:
         self.address = address
         self.pull_interval = pull_interval
         self.log_level = log_level
+        self.token_auth = bool(token_auth)
 
     def backend_config(self) -> dict[str, Any]:
         """Flower's backend_config: client resources and quiet Ray init args."""
@@ -74,8 +120,6 @@ class RayEngine:
 
     def run(self, client_app: ClientApp, num_partitions: int, server_main: Callable[[Grid], None]) -> None:
         """Start the simulation; re-raise any error of the server side here."""
-        from flwr.simulation import run_simulation
-
         self.check_gpus()
 
         failure: list[BaseException] = []
@@ -91,11 +135,14 @@ class RayEngine:
                 failure.append(exc)
 
         os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
-        run_simulation(
-            server_app=server_app,
-            client_app=client_app,
-            num_supernodes=num_partitions,
-            backend_config=self.backend_config(),
-        )
+        with token_authentication(self.token_auth and not self.address):
+            from flwr.simulation import run_simulation  # imports Ray: after the authentication mode is set
+
+            run_simulation(
+                server_app=server_app,
+                client_app=client_app,
+                num_supernodes=num_partitions,
+                backend_config=self.backend_config(),
+            )
         if failure:
             raise failure[0]
