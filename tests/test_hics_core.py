@@ -329,25 +329,33 @@ def test_least_recently_picked_takes_the_oldest_and_breaks_ties_at_random():
     assert len(ties) > 2  # not always the lowest id
 
 
-@pytest.mark.parametrize("slots", [1, 2])
-def test_exploration_slots_train_min_n_w_e_distinct_clients_in_every_window(slots):
+@pytest.mark.parametrize("rate", [0.5, 1, 2])
+def test_exploration_rate_trains_min_n_floor_w_r_distinct_clients_in_every_window(rate):
     # one balanced client among one-class ones, a steep annealing: without exploration the
     # draw keeps returning to the same few clients
     n, k, window = 40, 5, 12
     updates = skewed_population(35, 5)
     locked = make_sampler(n, k, gamma0=400.0)
     base = run_rounds(locked, updates, 120)[20:]
-    sampler = make_sampler(n, k, gamma0=400.0, exploration_slots=slots)
+    sampler = make_sampler(n, k, gamma0=400.0, exploration_rate=rate)
     picks = run_rounds(sampler, updates, 120)[20:]
     fewest = lambda sel: min(len({c for s in sel[i:i + window] for c in s}) for i in range(len(sel) - window + 1))
-    assert fewest(picks) >= min(n, window * slots)
-    assert fewest(base) < window * slots
+    assert fewest(picks) >= min(n, math.floor(window * rate))
+    assert fewest(base) < math.floor(window * rate)
     assert all(len(set(s)) == k for s in picks)
-    assert len(sampler.diagnostics()["explored"]) == slots
+    slots = [sampler.exploration_slots(t) for t in range(1, 101)]
+    assert sum(slots) == round(100 * rate) and max(slots) - min(slots) <= 1  # spread evenly
 
 
-def test_exploration_slots_must_fit_in_a_round():
-    with pytest.raises(ValueError, match="exploration_slots"):
-        make_sampler(10, 3, exploration_slots=4)
-    with pytest.raises(ValueError, match="exploration_slots"):
-        HiCSSampler(exploration_slots=-1)
+def test_exploration_rate_0_7_gives_35_picks_in_every_50_rounds():
+    sampler = make_sampler(50, 5, exploration_rate=0.7)
+    slots = np.array([sampler.exploration_slots(t) for t in range(1, 301)])
+    assert min(slots[i:i + 50].sum() for i in range(251)) == 35
+
+
+def test_exploration_rate_must_fit_in_a_round():
+    with pytest.raises(ValueError, match="exploration_rate"):
+        make_sampler(10, 3, exploration_rate=3.5)
+    for bad in (-1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="exploration_rate"):
+            HiCSSampler(exploration_rate=bad)

@@ -124,12 +124,13 @@ class HiCSSampler(Sampler):
         when there are at most ``micro_clusters`` candidates. Not combinable with
         ``variance_fallback``, which needs the matrix.
     micro_clusters : scalable mode only: number of micro-clusters m (memory O(m^2)).
-    exploration_slots : e, fedsim's variant: after warm-up, e of each round's K slots go to
-        the available clients picked longest ago (ties at random), the other K - e to the
-        entropy-guided draw. With every client available, any W consecutive rounds then
-        train at least min(N, W * e) distinct clients: if an exploration pick repeated a
+    exploration_rate : r, fedsim's variant: after warm-up, round t gives
+        ``floor(r t) - floor(r (t - 1))`` of its K slots (r per round on average, spread
+        evenly) to the available clients picked longest ago (ties at random); the rest go to
+        the entropy-guided draw. With every client available, any W consecutive rounds then
+        train at least min(N, floor(W r)) distinct clients: if an exploration pick repeated a
         client inside the window, every other client was picked in between. It also keeps
-        every client's stored update fresh. 0 (paper) turns it off.
+        the stored updates fresh. 0 (paper) turns it off.
 
     Clients that have never reported are never treated as balanced: every available one
     is sampled first (warm-up in rounds 1..ceil(N/K); later joiners in the next round).
@@ -153,7 +154,7 @@ class HiCSSampler(Sampler):
         normalize_by_steps: bool = False,
         mode: str = "exact",
         micro_clusters: int = 500,
-        exploration_slots: int = 0,
+        exploration_rate: float = 0.0,
     ) -> None:
         choices = {
             "estimator": (estimator, ("bias", "weight_rows", "positive_part")),
@@ -178,8 +179,8 @@ class HiCSSampler(Sampler):
             raise ValueError(f"variance_threshold={variance_threshold}: must be a finite number > 0")
         if int(micro_clusters) < 1:
             raise ValueError(f"micro_clusters={micro_clusters}: must be >= 1")
-        if isinstance(exploration_slots, bool) or int(exploration_slots) != exploration_slots or exploration_slots < 0:
-            raise ValueError(f"sampler.exploration_slots={exploration_slots}: must be a whole number >= 0")
+        if not 0 <= float(exploration_rate) < math.inf:
+            raise ValueError(f"sampler.exploration_rate={exploration_rate}: must be a finite number >= 0")
         self.temperature = float(temperature)
         self.gamma0 = float(gamma0)
         self.lam = float(lam)
@@ -200,7 +201,7 @@ class HiCSSampler(Sampler):
             )
         self.mode = mode
         self.micro_clusters = int(micro_clusters)
-        self.exploration_slots = int(exploration_slots)
+        self.exploration_rate = float(exploration_rate)
 
     def reset(self) -> None:
         """Allocate per-client state; the update arrays get their width at the first report."""
@@ -209,9 +210,9 @@ class HiCSSampler(Sampler):
                 f"hics.num_clusters={self.num_clusters} exceeds the {self.num_clients} clients; "
                 f"set hics.num_clusters <= num_clients (or null for K)"
             )
-        if self.exploration_slots > self.clients_per_round:
+        if self.exploration_rate > self.clients_per_round:
             raise ValueError(
-                f"sampler.exploration_slots={self.exploration_slots} exceeds the {self.clients_per_round} clients "
+                f"sampler.exploration_rate={self.exploration_rate:g} exceeds the {self.clients_per_round} clients "
                 f"per round; set it to at most clients_per_round"
             )
         self._reported = np.zeros(self.num_clients, dtype=bool)
@@ -219,6 +220,11 @@ class HiCSSampler(Sampler):
         self._direction: np.ndarray | None = None  # (N, D): what the angle is measured on
         self._centroids: np.ndarray | None = None  # scalable mode: micro-centroids for warm start
         self._last_picked = np.full(self.num_clients, -1, dtype=np.int64)  # round of each client's last pick
+
+    def exploration_slots(self, server_round: int) -> int:
+        """Slots of round t for the least recently picked: floor(r t) - floor(r (t - 1))."""
+        rate = self.exploration_rate
+        return math.floor(rate * server_round + 1e-9) - math.floor(rate * (server_round - 1) + 1e-9)
 
     # ----------------------------------------------------------------- state
     def entropies(self) -> np.ndarray:
@@ -273,7 +279,7 @@ class HiCSSampler(Sampler):
             self.round_diagnostics["phase"] = "warmup"
         candidates = available[self._reported[available]]
         rest = count - len(first)
-        explore = 0 if first else min(self.exploration_slots, rest)
+        explore = 0 if first else min(self.exploration_slots(server_round), rest)
         informed = (self._informed_draw(server_round, candidates, entropies[candidates], rest - explore)
                     if rest > explore else [])
         explored = least_recently_picked(
