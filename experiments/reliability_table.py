@@ -19,7 +19,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import signal
 import tempfile
+import time
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
@@ -75,6 +77,97 @@ def bad_config_after_a_run(folder: Path) -> tuple[bool, int, str]:
     return bad.returncode == 2 and unchanged, 0 if unchanged else 8, f"exit {bad.returncode}, records unchanged: {unchanged}"
 
 
+def two_writers_one_folder(folder: Path) -> tuple[bool, int, str]:
+    """Two runs started at once into one folder: exactly one may run, its records alone."""
+    run = folder / "run"
+    env = {**os.environ, "FLWR_TELEMETRY_ENABLED": "0"}
+    procs = [subprocess.Popen([sys.executable, "-m", "fedsim.cli", *BASE, f"seed={seed}", f"hydra.run.dir={run}"],
+                              cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for seed in (0, 1)]
+    codes = sorted(p.wait() for p in procs)
+    rows = read_jsonl(run / "metrics.jsonl")
+    one_run = [r["round"] for r in rows] == list(range(1, 9))
+    ok = codes == [0, 2] and one_run
+    return ok, 0 if one_run else 8, f"exit codes {codes}; rows are one run's rounds 1-8: {one_run}"
+
+
+def _ray_run(folder: Path, rounds: int, *overrides: str) -> tuple[subprocess.Popen, Path | None]:
+    """Start a Ray-engine run in the background; wait for its first row; (process, Ray session dir)."""
+    run = folder / f"run{len(list(folder.glob('run*')))}"
+    env = {**os.environ, "FLWR_TELEMETRY_ENABLED": "0"}
+    before = set(Path("/tmp/ray").glob("session_2*"))
+    proc = subprocess.Popen([sys.executable, "-m", "fedsim.cli", *BASE, "engine=ray", f"num_rounds={rounds}",
+                             *overrides, f"hydra.run.dir={run}"], cwd=folder, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None and not read_jsonl(run / "metrics.jsonl"):
+        time.sleep(1)
+    sessions = sorted(set(Path("/tmp/ray").glob("session_2*")) - before)
+    return proc, sessions[-1] if sessions else None
+
+
+def _processes_of(session: Path) -> list[int]:
+    """Pids whose command line names the Ray session (gcs_server, raylet, agents, workers)."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if session.name.encode() in cmdline.read_bytes():
+                pids.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return pids
+
+
+def _outsider_connects(folder: Path, *overrides: str) -> bool | None:
+    """While a Ray-engine run trains, a client without a token tries to join its cluster."""
+    proc, session = _ray_run(folder, 400, *overrides)
+    try:
+        port_file = next(session.glob("gcs_server_port_*"), None) if session else None
+        if port_file is None:
+            return None
+        intruder = ("import ray, sys; from ray.util import get_node_ip_address; "
+                    "ray.init(address=f'{get_node_ip_address()}:{sys.argv[1]}'); print('CONNECTED')")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+        result = subprocess.run([sys.executable, "-c", intruder, port_file.read_text().strip()], env=env,
+                                capture_output=True, text=True, timeout=180)
+        return result.returncode == 0 and "CONNECTED" in result.stdout
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def ray_outsider_without_token(folder: Path) -> tuple[bool, int, str]:
+    """An outsider is refused by fedsim's local Ray cluster, and (control) let in with token_auth off."""
+    joined = _outsider_connects(folder)
+    control = _outsider_connects(folder, "engine.token_auth=false")
+    return joined is False and control is True, 0, (
+        f"outsider {'refused' if joined is False else 'CONNECTED' if joined else 'not tried'}; "
+        f"control with engine.token_auth=false: outsider {'connects' if control else 'refused'}")
+
+
+def ray_driver_sigkill(folder: Path) -> tuple[bool, int, str]:
+    """SIGKILL the driver of a Ray-engine run; how long Ray's processes outlive it."""
+    proc, session = _ray_run(folder, rounds=400)
+    if session is None:
+        proc.kill()
+        return False, 0, "no Ray session found"
+    alive_at_kill = len(_processes_of(session))
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = time.time()
+    while _processes_of(session) and time.time() - killed_at < 600:
+        time.sleep(1)
+    left = _processes_of(session)
+    for pid in left:  # do not leave them to the next scenario
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    seconds = time.time() - killed_at
+    return not left, 0, (f"{alive_at_kill} Ray processes at the kill; all gone after {seconds:.0f} s" if not left
+                         else f"{len(left)} of {alive_at_kill} Ray processes still up after {seconds:.0f} s (killed)")
+
+
 SCENARIOS = {
     "SIGKILL after round 5, resume (random)": lambda d: sigkill_and_resume(d, "random"),
     "SIGKILL after round 5, resume (HiCS-FL)": lambda d: sigkill_and_resume(d, "hics"),
@@ -86,6 +179,9 @@ SCENARIOS = {
         d, ["sampler=hics", "faults.availability={initial:3,join_every:3,join_count:2,leave_after:6,leave_count:2}"]
     ),
     "bad config aimed at a finished run's folder": bad_config_after_a_run,
+    "two runs started at once into one folder": two_writers_one_folder,
+    "Ray engine: a client without the cluster's token joins": ray_outsider_without_token,
+    "Ray engine: driver killed with SIGKILL mid-run": ray_driver_sigkill,
 }
 
 
