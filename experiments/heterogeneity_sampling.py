@@ -1,6 +1,8 @@
-"""The heterogeneity-sampling study (FMNIST setting 2 on the paper's partition): run and report.
+"""The heterogeneity-sampling study (FMNIST settings 1-3 on the paper's partition): run and report.
 
-Runs ``fedsim +experiment=paper_fmnist_s2 sampler=<s> seed=<k>`` into ``--out`` as one Hydra
+Runs ``fedsim +experiment=<--experiment> sampler=<s> seed=<k>`` (default: setting 2,
+``paper_fmnist_s2``; its records go to ``experiments/results/heterogeneity_s2``, setting 1's to
+``..._s1``, setting 3's to ``..._s3``) into ``--out`` as one Hydra
 multirun on the joblib launcher (``experiments/sweep.py``; resumable: finished runs are
 skipped, unfinished ones resume; rerun the same command across sittings),
 then writes, next to the records:
@@ -8,15 +10,19 @@ then writes, next to the records:
 - ``fedsim-compare``'s report against uniform random (``comparison.md``, ``paired.csv`` ...);
 - ``estimator_quality.md``: for every sampler that estimates heterogeneity (``sampler.jsonl``
   with per-client entropies), per 25-round window, the Spearman correlation of the estimate
-  with the true label entropy and the AUC separating the most balanced group (alpha = 0.2)
-  from the rest, mean over seeds;
+  with the true label entropy and the AUC separating the most balanced group (largest alpha:
+  0.2 in setting 2, 0.5 in setting 1; none in setting 3, whose groups share one alpha) from
+  the rest, mean over seeds;
 - ``selection_health.md``: the fewest distinct clients trained in any 50-round window, per run;
 - ``headline.md``: per sampler against random, the paired readings the report rests on
   (rounds to 75% as a ratio, mean accuracy over 200 rounds as a difference, with 95%
-  intervals, sign-flip and Holm p-values and the verdict).
+  intervals, sign-flip and Holm p-values and the verdict);
+- for ``--ablations`` (runs of the variant with one switch changed): the same headline and
+  selection health, against this study's random and variant runs.
 
     python experiments/heterogeneity_sampling.py --samplers random hics hics_oracle hics_diverse --seeds 0 1 2
     python experiments/heterogeneity_sampling.py --report-only
+    python experiments/heterogeneity_sampling.py --experiment paper_fmnist_s3 --samplers random hics --seeds 0 1
 """
 
 from __future__ import annotations
@@ -35,7 +41,8 @@ from fedsim.compare.report import md_table
 from fedsim.results.recorder import read_jsonl
 from sweep import run_sweep
 
-DEFAULT_OUT = Path("experiments/results/heterogeneity_s2")
+RESULTS = Path("experiments/results")
+REPORT_COMMAND = "python experiments/heterogeneity_sampling.py --report-only"  # + --experiment unless setting 2
 SAMPLERS = ["random", "random_proportional", "hics", "hics_reference", "hics_diverse", "hics_oracle", "fedcor",
             "clustered"]
 
@@ -52,11 +59,11 @@ def estimator_quality(run_dir: Path, window: int = 25) -> list[dict]:
             continue
         estimate = np.array([np.nan if h is None else h for h in row["entropy"]], dtype=float)
         known = ~np.isnan(estimate)
-        if known.sum() < len(true) or balanced.all():  # after warm-up only: every client estimated
+        if known.sum() < len(true):  # after warm-up only: every client estimated
             continue
         out.append({"round": row["round"], "window": (row["round"] - 1) // window,
                     "spearman": spearmanr(estimate, true).statistic,
-                    "auc": roc_auc_score(balanced, estimate)})
+                    "auc": np.nan if balanced.all() else roc_auc_score(balanced, estimate)})
     return out
 
 
@@ -76,11 +83,11 @@ def write_estimator_quality(out: Path, study) -> Path:
         spearman=("spearman", "mean"), spearman_min=("spearman", "min"), auc=("auc", "mean")).reset_index()
     lines = [[r.sampler, r.rounds, r.seeds, f"{r.spearman:.2f}", f"{r.spearman_min:.2f}", f"{r.auc:.2f}"]
              for r in per_window.itertuples()]
-    text = ("Produced by: `python experiments/heterogeneity_sampling.py --report-only`. Per 25-round window "
+    text = (f"Produced by: `{REPORT_COMMAND}`. Per 25-round window "
             "after warm-up: Spearman correlation of each client's estimated entropy with its true label entropy "
             "(mean over seeds and rounds, and the lowest single round), and the AUC with which the estimate "
-            "separates the most balanced group (alpha = 0.2) from the rest.\n\n"
-            + md_table(["sampler", "rounds", "seeds", "Spearman (mean)", "Spearman (min)", "AUC alpha=0.2 (mean)"],
+            "separates the most balanced group (the largest alpha) from the rest (nan: one alpha for all).\n\n"
+            + md_table(["sampler", "rounds", "seeds", "Spearman (mean)", "Spearman (min)", "AUC largest alpha (mean)"],
                        lines) + "\n")
     path.write_text(text)
     return path
@@ -94,7 +101,7 @@ def write_selection_health(out: Path, study) -> Path:
                                                     top5=("top5_share", "mean")).reset_index()
     lines = [[r.sampler, r.seed, r.fewest, f"{r.mean:.1f}", f"{r.top5:.2f}"] for r in worst.itertuples()]
     path = out / "selection_health.md"
-    path.write_text("Produced by: `python experiments/heterogeneity_sampling.py --report-only`. Distinct clients "
+    path.write_text(f"Produced by: `{REPORT_COMMAND}`. Distinct clients "
                     "trained per 50-round window (of 50 clients): the fewest in any window and the mean; top-5 "
                     "share: share of slots taken by the 5 most-picked clients (mean over windows).\n\n"
                     + md_table(["sampler", "seed", "fewest distinct", "mean distinct", "top-5 share"], lines) + "\n")
@@ -115,7 +122,7 @@ def write_headline(out: Path) -> Path:
         lines.append([row.sampler, row.metric, row.n_pairs, value, f"{row.p_sign_flip:.3f}", f"{row.p_holm:.3f}",
                       row.verdict])
     path = out / "headline.md"
-    path.write_text("Produced by: `python experiments/heterogeneity_sampling.py --report-only` (from `paired.csv`). "
+    path.write_text(f"Produced by: `{REPORT_COMMAND}` (from `paired.csv`). "
                     "Paired by seed against uniform random; rounds to 75% test accuracy as the ratio random / "
                     "sampler (> 1: faster; a run that never reached 75% counts as 200), accuracies as differences; "
                     "95% t-intervals (log scale for ratios), exact sign-flip p, Holm over the samplers compared.\n\n"
@@ -124,21 +131,45 @@ def write_headline(out: Path) -> Path:
     return path
 
 
+def write_ablations(out: Path, ablations: Path) -> list[Path]:
+    """The variant with one switch changed (runs in ``ablations``) against random and the variant.
+
+    The ablation runs share the label ``hics_diverse``; fedsim-compare appends the switch that
+    differs (``hics_diverse[exploration_rate=unset]`` for runs recorded before the switch).
+    Writes ``headline.md`` and ``selection_health.md`` into ``ablations``.
+    """
+    runs = sorted(ablations.glob("*_seed*"))
+    if not runs:
+        return []
+    paths = sorted(out.glob("random_seed*")) + sorted(out.glob("hics_diverse_seed*")) + runs
+    compare(paths, target=0.75, smooth=5, baseline="random", out=ablations, plots=False)
+    return [write_headline(ablations), write_selection_health(ablations, load(paths).finished())]
+
+
 def main() -> None:
     """Run what is missing, then write the report."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samplers", nargs="+", default=SAMPLERS)
     parser.add_argument("--seeds", nargs="+", type=int, default=list(range(10)))
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--experiment", default="paper_fmnist_s2", help="paper_fmnist_s1 | s2 | s3")
+    parser.add_argument("--out", type=Path, help="default: experiments/results/heterogeneity_<s1|s2|s3>")
+    parser.add_argument("--ablations", type=Path,
+                        help="runs of the variant with one switch changed, reported against --out's random runs "
+                             "(default: <out>_ablations)")
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (one core each)")
     parser.add_argument("--report-only", action="store_true")
     args, extra = parser.parse_known_args()
+    args.out = args.out or RESULTS / f"heterogeneity_{args.experiment.rsplit('_', 1)[-1]}"
+    args.ablations = args.ablations or args.out.with_name(args.out.name + "_ablations")
+    if args.experiment != "paper_fmnist_s2":
+        global REPORT_COMMAND
+        REPORT_COMMAND += f" --experiment {args.experiment}"
     if not args.report_only:
-        run_sweep(args.out, "paper_fmnist_s2", args.samplers, args.seeds, args.jobs, extra)
+        run_sweep(args.out, args.experiment, args.samplers, args.seeds, args.jobs, extra)
     compare([args.out], target=0.75, smooth=5, baseline="random", out=args.out)
     study = load([args.out]).finished()
     for path in (write_headline(args.out), write_estimator_quality(args.out, study),
-                 write_selection_health(args.out, study)):
+                 write_selection_health(args.out, study), *write_ablations(args.out, args.ablations)):
         print(path.read_text())
 
 
