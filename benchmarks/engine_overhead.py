@@ -10,7 +10,11 @@ With ``--probes``, it times instead DivFL's (ideal) probe round trips (every ava
 client sends a full-batch gradient) per round with 1 and 2 inline workers, from the
 ``probe_seconds`` column of the runs' records (``benchmarks/results/probe_parallel.md``).
 Start-up (process-internal: building the experiment to the first round starting) is
-reported too. Central evaluation runs only after the last round, which is left out of
+reported too. A second table splits each engine's CPU seconds per round by process kind
+(this driver process; client processes: inline workers or Ray's ``ray::`` actors; Ray's own
+processes: GCS, raylet, agents), read from ``/proc`` at every round end: on a machine with as
+many cores as client processes, CPU that Ray's own processes and the driver take is time the
+clients wait for a core. Central evaluation runs only after the last round, which is left out of
 the per-round times, so they time training and engine work alone (rounds 2..R-1).
 
     python benchmarks/engine_overhead.py --rounds 6 --out benchmarks/results/engine_overhead.md
@@ -44,16 +48,54 @@ def overrides(k: int, rounds: int, engine: list[str]) -> list[str]:
     ]
 
 
+CPU_KINDS = ("driver", "clients", "ray system")
+
+
+def cpu_by_kind() -> dict[str, float]:
+    """CPU seconds (user + system) used so far by this process and its descendants, by kind."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    table: dict[int, tuple[int, float, bytes]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+            command = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2:].split()
+        table[int(stat.parent.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks, command)
+    root = os.getpid()
+
+    def descends(pid: int) -> bool:
+        seen = 0
+        while pid in table and seen < 64:
+            pid, seen = table[pid][0], seen + 1
+            if pid == root:
+                return True
+        return False
+
+    kinds = dict.fromkeys(CPU_KINDS, 0.0)
+    for pid, (_, cpu, command) in table.items():
+        if pid == root:
+            kinds["driver"] += cpu
+        elif descends(pid):
+            ray_own = b"ray" in command and not command.startswith(b"ray::")
+            kinds["ray system" if ray_own else "clients"] += cpu
+    return kinds
+
+
 def time_fedsim(k: int, rounds: int, engine: list[str]) -> dict:
-    """Per-round seconds (rounds 2..R-1: the first warms caches up, the last evaluates) and start-up."""
+    """Per-round seconds (rounds 2..R-1: the first warms caches up, the last evaluates), start-up,
+    and CPU seconds per round by process kind over the same rounds."""
     started = time.perf_counter()
     experiment = build_experiment(make_config(overrides(k, rounds, engine)))
     stamps: list[float] = []
+    cpu: list[dict[str, float]] = []
     first_round_start: list[float] = []
 
     class RoundClock(RoundHook):
         def on_round_end(self, result) -> None:  # noqa: ANN001
             stamps.append(time.perf_counter())
+            cpu.append(cpu_by_kind())
 
     original = experiment.strategy.configure_train
 
@@ -67,7 +109,10 @@ def time_fedsim(k: int, rounds: int, engine: list[str]) -> dict:
         run_experiment(experiment, Path(run_dir) / "run", hooks=[RoundClock()])
         selected = [row["selected"] for row in _rows(Path(run_dir) / "run")]
     per_round = np.diff(stamps[:-1])  # the last round also evaluates the model: left out
-    return {"per_round": float(np.mean(per_round)), "startup": first_round_start[0] - started, "selected": selected}
+    spans = len(stamps) - 2
+    cpu_per_round = {kind: (cpu[-2][kind] - cpu[0][kind]) / spans for kind in CPU_KINDS}
+    return {"per_round": float(np.mean(per_round)), "startup": first_round_start[0] - started, "selected": selected,
+            "cpu": cpu_per_round}
 
 
 def _rows(run_dir: Path) -> list[dict]:
@@ -152,6 +197,8 @@ def main() -> None:
         "| K | plain loop s/round | inline (1 worker) | inline (2 workers) | Ray (2 actors) | Ray vs inline 2 workers | start-up inline / Ray (s) |",
         "|---|---|---|---|---|---|---|",
     ]
+    cpu_lines = ["| K | engine | s/round | driver CPU s/round | client processes CPU s/round | "
+                 "Ray's own processes CPU s/round |", "|---|---|---|---|---|---|"]
     for k in args.ks:
         inline = time_fedsim(k, args.rounds, ["engine=inline"])
         plain = time_plain_loop(k, args.rounds, inline["selected"])
@@ -169,13 +216,24 @@ def main() -> None:
             f"{ray_vs_parallel} | {inline['startup']:.1f} / {ray_start} |"
         )
         print(lines[-1], flush=True)
+        for name, result in (("inline, 1 worker", inline), ("inline, 2 workers", parallel), ("Ray, 2 actors", ray)):
+            if result is not None:
+                c = result["cpu"]
+                cpu_lines.append(f"| {k} | {name} | {result['per_round']:.2f} | {c['driver']:.2f} | {c['clients']:.2f} | "
+                                 f"{c['ray system']:.2f} |")
     command = "python benchmarks/engine_overhead.py " + " ".join(sys.argv[1:])
     note = (
         "Ratios are per-round wall time relative to the plain loop in the same run (rounds 2..R). "
         "The plain loop and inline engines use one torch thread per process."
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(f"Produced by: `{command}`\n\n{note}\n\n" + "\n".join(lines) + "\n")
+    cpu_note = ("CPU seconds per round by process kind (rounds 2..R-1, from /proc): the driver runs the server "
+                "(and, with one inline worker, the training itself); client processes are inline workers or Ray "
+                "actors; Ray's own processes are the GCS, raylet and agents. Load average at the end: "
+                f"{os.getloadavg()[0]:.2f} ({os.cpu_count()} cores).")
+    args.out.write_text(f"Produced by: `{command}`\n\n{note}\n\n" + "\n".join(lines) + f"\n\n{cpu_note}\n\n"
+                        + "\n".join(cpu_lines) + "\n")
+    print("\n".join(cpu_lines))
 
 
 if __name__ == "__main__":
