@@ -117,12 +117,13 @@ class HiCSSampler(Sampler):
     normalize_by_steps : divide each reported update by its number of local SGD steps,
         so unequal client sizes do not shift H_hat (not in the paper).
     mode : "exact" (paper / authors' code: Ward on the rows of the N x N distance matrix,
-        O(N^2) memory, about O(N^3) time) or "scalable" (cross-device: k-means
-        micro-clusters of an embedding [unit direction, lam * H_hat], then weighted Ward on
-        at most ``micro_clusters`` of them, warm-started from the previous round; never
-        builds the N x N matrix, see ``fedsim.selection.hics_scalable``). Equals "exact"
-        when there are at most ``micro_clusters`` candidates. Not combinable with
-        ``variance_fallback``, which needs the matrix.
+        O(N^2) memory, about O(N^3) time) or "scalable" (cross-device: micro-clusters -
+        Ward on a k-NN graph of landmark distance profiles up to 4 x ``micro_clusters``
+        candidates, k-means of [unit direction, lam * H_hat] above, warm-started - then
+        weighted Ward on at most ``micro_clusters`` of them; never builds the N x N matrix,
+        see ``fedsim.selection.hics_scalable``). Equals "exact" when there are at most
+        ``micro_clusters`` candidates. Not combinable with ``variance_fallback``, which
+        needs the matrix.
     micro_clusters : scalable mode only: number of micro-clusters m (memory O(m^2)).
     exploration_rate : r, fedsim's variant: after warm-up, round t gives
         ``floor(r t) - floor(r (t - 1))`` of its K slots (r per round on average, spread
