@@ -49,6 +49,8 @@ def validate_config(cfg: DictConfig) -> None:
         )
     _positive_int(cfg, "num_rounds", cfg.num_rounds)
     _positive_int(cfg, "eval_every", cfg.eval_every)
+    if cfg.get("batch_mean_accuracy") is not None:
+        _positive_int(cfg, "batch_mean_accuracy", cfg.batch_mean_accuracy)
     if not isinstance(cfg.seed, int) or cfg.seed < 0:
         raise ConfigError(f"seed={cfg.seed}: must be a whole number >= 0")
 

@@ -76,6 +76,7 @@ class FedsimConfig:
     clients_per_round: int = 5
     num_rounds: int = 30
     eval_every: int = 1
+    batch_mean_accuracy: Optional[int] = None
     device: str = "auto"
     progress: bool = True
     checkpoint_every: int = 10

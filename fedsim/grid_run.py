@@ -86,10 +86,13 @@ def run_hooks(experiment: Experiment, recorder: RunRecorder, run_dir: Path, resu
 
 
 def evaluation_columns(evaluator: CentralEvaluator) -> Callable[[ArrayRecord], dict[str, Any]]:
-    """The round row's evaluation columns: loss, accuracy and accuracy per class."""
+    """The round row's evaluation columns: loss, accuracy, accuracy per class (and the per-batch mean)."""
     def evaluate(arrays: ArrayRecord) -> dict[str, Any]:
         result = evaluator.evaluate(arrays)
-        return {"loss": result.loss, "accuracy": result.accuracy, "per_class_accuracy": result.per_class_accuracy}
+        columns = {"loss": result.loss, "accuracy": result.accuracy, "per_class_accuracy": result.per_class_accuracy}
+        if result.batch_mean_accuracy is not None:
+            columns["accuracy_batch_mean"] = result.batch_mean_accuracy
+        return columns
     return evaluate
 
 
@@ -125,7 +128,7 @@ def run_on_grid(experiment: Experiment, grid: Any, run_dir: str | Path, resume: 
         recorder.write_partition(partition_summary(experiment.dataset.y_train, experiment.partitioning,
                                                    experiment.dataset.num_classes))
     evaluator = CentralEvaluator(experiment.dataset.x_test, experiment.dataset.y_test, experiment.model_factory,
-                                 device=cfg.device)
+                                 device=cfg.device, batch_mean_size=cfg.get("batch_mean_accuracy"))
     context = RunContext(run_dir, cfg, done + 1, cfg.num_rounds, experiment.dataset.num_classes, resumed=resume)
     # The summary names the runtime that ran the clients, not the configured (unused) engine.
     labelled = dataclasses.replace(experiment, engine=ExternalRuntime(engine_name))

@@ -68,22 +68,23 @@ def plan_run(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> t
     return run_dir, cfg, True
 
 
+def _essence(cfg: DictConfig, ignored: tuple[str, ...] = IDENTITY_IGNORED_KEYS) -> dict[str, Any]:
+    """The records-defining settings: all but ``ignored``, and top-level settings that are None
+    (off), so a setting added to fedsim later, off by default, leaves older runs' identity alone."""
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    return {k: v for k, v in plain.items() if k not in ignored and v is not None}
+
+
 def run_identity(cfg: DictConfig) -> dict[str, Any]:
     """What makes a run this run: a hash of its records-defining settings, seed, client count."""
-    plain = OmegaConf.to_container(cfg, resolve=True)
-    essence = {k: v for k, v in plain.items() if k not in IDENTITY_IGNORED_KEYS + ("resume", "crash_after_round")}
+    essence = _essence(cfg, IDENTITY_IGNORED_KEYS + ("resume", "crash_after_round"))
     digest = hashlib.sha256(json.dumps(essence, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return {"config_hash": digest, "seed": int(cfg.seed), "num_clients": int(cfg.num_clients)}
 
 
 def same_experiment(saved: DictConfig, current: DictConfig) -> bool:
     """Whether two configs describe the same run (settings that do not change records aside)."""
-
-    def essence(cfg: DictConfig) -> dict:
-        plain = OmegaConf.to_container(cfg, resolve=True)
-        return {k: v for k, v in plain.items() if k not in IDENTITY_IGNORED_KEYS}
-
-    return essence(saved) == essence(current)
+    return _essence(saved) == _essence(current)
 
 
 @lru_cache(maxsize=1)

@@ -91,18 +91,20 @@ def test_threads_setting_is_restored_and_results_unchanged():
     assert abs(one.loss - two.loss) <= 1e-6 and one.accuracy == two.accuracy
 
 
-def test_submit_in_background_equals_evaluate():
-    rng = np.random.default_rng(2)
-    x = rng.normal(size=(400, 1, 28, 28)).astype(np.float32)
-    y = rng.integers(0, 10, size=400).astype(np.int64)
-    evaluator = CentralEvaluator(x, y, FmnistCnn)
-    try:
-        records = []
-        for seed in range(3):
-            torch.manual_seed(seed)
-            records.append(ArrayRecord(FmnistCnn().state_dict()))
-        futures = [evaluator.submit(a) for a in records]  # each waits for the one before
-        direct = [evaluator.evaluate(a) for a in records]
-        assert [f.result() for f in futures] == direct
-    finally:
-        evaluator.close()
+def test_batch_mean_accuracy_is_the_mean_of_per_batch_accuracies():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(150, 1, 28, 28)).astype(np.float32)
+    y = rng.integers(0, 10, size=150).astype(np.int64)
+    torch.manual_seed(0)
+    arrays = ArrayRecord(FmnistCnn().state_dict())
+    plain = CentralEvaluator(x, y, FmnistCnn).evaluate(arrays)
+    result = CentralEvaluator(x, y, FmnistCnn, batch_size=32, batch_mean_size=64).evaluate(arrays)
+    assert plain.batch_mean_accuracy is None and result.accuracy == plain.accuracy
+    model = FmnistCnn()
+    model.load_state_dict(arrays.to_torch_state_dict())
+    model.eval()
+    with torch.no_grad():
+        right = (model(torch.from_numpy(x)).argmax(1).numpy() == y)
+    by_batch = [right[0:64].mean(), right[64:128].mean(), right[128:150].mean()]  # the last batch is short
+    assert result.batch_mean_accuracy == pytest.approx(np.mean(by_batch), abs=1e-12)
+    assert abs(result.batch_mean_accuracy - right.mean()) > 1e-6  # a different number from the accuracy

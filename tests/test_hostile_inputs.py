@@ -120,6 +120,7 @@ CONFIG_CASES = [
     case("num_clients=5000", "num_clients=5000"),
     case("num_rounds=0", "num_rounds=0"),
     case("eval_every=0", "eval_every=0"),
+    case("batch_mean_accuracy=0", "batch_mean_accuracy=0"),
     case("eval_every=-1", "eval_every=-1"),
     case("seed=-1", "seed=-1"),
     case("train.lr=0", "train.lr="),

@@ -15,7 +15,6 @@ is large (8192).
 
 from __future__ import annotations
 
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
@@ -36,13 +35,16 @@ class Evaluation:
     """The global model on the test set: mean loss, accuracy and accuracy per class.
 
     ``per_class_accuracy[c]`` is correct / count over the test examples of class ``c``,
-    None for a class absent from the test set.
+    None for a class absent from the test set. ``batch_mean_accuracy`` (when asked for) is
+    the mean over consecutive test batches of the accuracy within each batch, as the
+    authors' HiCS-FL code reports it; it differs from ``accuracy`` when the last batch is short.
     """
 
     loss: float
     accuracy: float
     per_class_accuracy: list[float | None]
     num_examples: int
+    batch_mean_accuracy: float | None = None
 
 
 def _has_conv(model: nn.Module) -> bool:
@@ -67,6 +69,8 @@ class CentralEvaluator:
         largest label + 1).
     channels_last : bool, optional
         Run convolutions in channels-last layout (default: on the CPU for conv nets).
+    batch_mean_size : int, optional
+        Also compute ``batch_mean_accuracy`` over test batches of this size.
     threads : int, optional
         torch threads while evaluating on the CPU (restored afterwards); None keeps the
         process's setting. Between rounds the run's other processes are idle, so the
@@ -84,9 +88,11 @@ class CentralEvaluator:
         num_classes: int | None = None,
         channels_last: bool | None = None,
         threads: int | None = None,
+        batch_mean_size: int | None = None,
     ) -> None:
         self.device = resolve_device(device)
         self.threads = int(threads) if threads else None
+        self.batch_mean_size = int(batch_mean_size) if batch_mean_size else None
         on_gpu = self.device.type == "cuda"
         self.batch_size = int(batch_size or (GPU_BATCH if on_gpu else CPU_BATCH))
         self.model = model_factory().to(self.device)
@@ -105,8 +111,6 @@ class CentralEvaluator:
         self.num_classes = int(num_classes)
         self.class_counts = torch.bincount(self.y, minlength=self.num_classes).cpu()
         self._batches = [(s, min(s + self.batch_size, len(self.y))) for s in range(0, len(self.y), self.batch_size)]
-        self._executor: ThreadPoolExecutor | None = None
-        self._pending: Future | None = None
 
     def load(self, arrays: ArrayRecord) -> None:
         """Copy ``arrays`` into the evaluation model's parameters and buffers, in place."""
@@ -115,76 +119,43 @@ class CentralEvaluator:
             self.model.load_state_dict(state)  # copy_ into the existing tensors (layout kept)
 
     @torch.inference_mode()
-    def _counts(self) -> tuple[float, torch.Tensor]:
-        """Summed loss and correct predictions per class of the loaded model."""
+    def _counts(self) -> tuple[float, torch.Tensor, torch.Tensor]:
+        """Summed loss, correct predictions per class, and which examples were right."""
         self.model.eval()
         total_loss = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros(self.num_classes, dtype=torch.long, device=self.device)
+        right = torch.zeros(len(self.y), dtype=torch.bool, device=self.device)
         for start, stop in self._batches:
             logits = self.model(self.x[start:stop])
             target = self.y[start:stop]
             total_loss += F.cross_entropy(logits, target, reduction="sum").double()
-            hits = target[logits.argmax(dim=1) == target]
-            correct += torch.bincount(hits, minlength=self.num_classes)[: self.num_classes]
-        return float(total_loss), correct.cpu()
+            right[start:stop] = logits.argmax(dim=1) == target
+            correct += torch.bincount(target[right[start:stop]], minlength=self.num_classes)[: self.num_classes]
+        return float(total_loss), correct.cpu(), right.cpu()
 
     def evaluate(self, arrays: ArrayRecord) -> Evaluation:
         """Loss, accuracy and per-class accuracy of ``arrays`` on the test set."""
-        self.wait()
         self.load(arrays)
         previous = torch.get_num_threads()
         switch = self.threads is not None and self.device.type == "cpu" and self.threads != previous
         if switch:
             torch.set_num_threads(self.threads)
         try:
-            total_loss, correct = self._counts()
+            total_loss, correct, right = self._counts()
         finally:
             if switch:
                 torch.set_num_threads(previous)
-        return self._summarise(total_loss, correct)
+        return self._summarise(total_loss, correct, right)
 
-    def submit(self, arrays: ArrayRecord) -> Future:
-        """Start evaluating ``arrays`` in a background thread; returns a Future of :class:`Evaluation`.
-
-        The weights are copied in before this returns, so the caller may go on (train the
-        next round) while the test set is evaluated: on a machine with a spare core the
-        evaluation then costs the round loop nothing. Calls run one at a time, in order.
-        Results equal :meth:`evaluate`'s (no random numbers are drawn).
-        """
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fedsim-eval")
-        self.wait()  # the single model is busy until the previous evaluation is done
-        self.load(arrays)
-        # A new thread starts with OpenMP's default thread count: give it this thread's.
-        threads = self.threads if self.threads and self.device.type == "cpu" else torch.get_num_threads()
-        self._pending = self._executor.submit(self._finish, threads)
-        return self._pending
-
-    def wait(self) -> None:
-        """Block until a submitted evaluation, if any, has finished."""
-        if self._pending is not None:
-            self._pending.result()
-            self._pending = None
-
-    def close(self) -> None:
-        """Stop the background thread (after the pending evaluation)."""
-        self.wait()
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
-
-    def _finish(self, threads: int) -> Evaluation:
-        if torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
-        total_loss, correct = self._counts()
-        return self._summarise(total_loss, correct)
-
-    def _summarise(self, total_loss: float, correct: torch.Tensor) -> Evaluation:
+    def _summarise(self, total_loss: float, correct: torch.Tensor, right: torch.Tensor) -> Evaluation:
         n = max(len(self.y), 1)
         counts = self.class_counts.tolist()
         hits = correct.tolist()
         per_class = [hits[c] / counts[c] if counts[c] else None for c in range(self.num_classes)]
-        return Evaluation(total_loss / n, sum(hits) / n, per_class, len(self.y))
+        batch_mean = None
+        if self.batch_mean_size and len(right):
+            batch_mean = float(np.mean([chunk.double().mean().item() for chunk in right.split(self.batch_mean_size)]))
+        return Evaluation(total_loss / n, sum(hits) / n, per_class, len(self.y), batch_mean)
 
     def __call__(self, arrays: ArrayRecord) -> tuple[float, float]:
         """Return (loss, accuracy)."""
