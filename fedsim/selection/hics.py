@@ -285,7 +285,8 @@ class HiCSSampler(Sampler):
                     if rest > explore else [])
         explored = least_recently_picked(
             self.rng, np.setdiff1d(candidates, informed), self._last_picked, explore) if explore else []
-        self.round_diagnostics["explored"] = explored
+        if self.exploration_rate:
+            self.round_diagnostics["explored"] = explored
         chosen = first + informed + explored
         self._last_picked[chosen] = server_round
         return chosen
