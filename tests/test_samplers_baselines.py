@@ -271,3 +271,31 @@ def test_fedcor_schedule() -> None:
     assert sampler.sigma is not None and sampler.sigma.shape == (N, N)
     assert len(sampler.history) == 4  # loss changes of warm-up rounds 1..4
     assert len(history) == 6
+
+
+def test_fedcor_does_not_fit_a_covariance_to_a_single_loss_change():
+    # warm-up of 2 rounds: the first fit would see one loss-change vector, all zero once centred
+    from fedsim.selection.base import ProbeReport
+    from fedsim.selection.fedcor import FedCorSampler
+
+    sampler = FedCorSampler(warmup_rounds=2, refit_every=3, embedding_dim=2)
+    sampler.setup(np.full(4, 10.0), 2, 20, np.random.default_rng(0))
+    for t, losses in ((1, [2.0, 2.1, 1.9, 2.2]), (2, [1.5, 2.0, 1.2, 2.1]), (4, [1.4, 1.9, 1.1, 2.0])):
+        sampler.learn_from_probes(t, {k: ProbeReport(k, v, 10) for k, v in enumerate(losses)})
+    assert sampler.sigma is None  # nothing learned: the next rounds stay random
+    assert len(set(sampler.select(4, np.arange(4), 2, {}))) == 2
+
+
+def test_fedcor_objective_backs_off_from_a_singular_covariance():
+    from fedsim.selection.fedcor import gp_objective
+
+    params = np.concatenate([np.ones(4 * 2), [-800.0]])  # identical embeddings, zero noise: K singular
+    value, grad = gp_objective(params, [(np.arange(4), np.ones((4, 1)))], 4, 2)
+    assert value == np.inf and not grad.any()
+
+
+def test_sign_flip_p_is_nan_when_a_difference_is_missing():
+    from fedsim.compare.stats import sign_flip_p
+
+    assert np.isnan(sign_flip_p([0.1, np.nan, 0.2])) and np.isnan(sign_flip_p([]))
+    assert sign_flip_p([0.1, 0.2, 0.3]) == 0.25

@@ -74,9 +74,11 @@ def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float
 
 
 def sign_flip_p(diffs: Sequence[float]) -> float:
-    """Exact two-sided sign-flip permutation p-value of the mean of paired differences."""
+    """Exact two-sided sign-flip permutation p-value of the mean of paired differences.
+
+    NaN when there are none or one is not finite (a metric missing for a seed has no p)."""
     d = np.asarray(diffs, dtype=float)
-    if d.size == 0:
+    if d.size == 0 or not np.isfinite(d).all():
         return np.nan
     observed = abs(d.mean())
     signs = np.array(list(itertools.product((1.0, -1.0), repeat=d.size)))

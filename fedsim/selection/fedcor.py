@@ -118,7 +118,10 @@ def gp_objective(
         e = emb[ids]
         n, t = y.shape
         kmat = e @ e.T + s2 * np.eye(n)
-        chol = cho_factor(kmat, lower=True)
+        try:
+            chol = cho_factor(kmat, lower=True)
+        except np.linalg.LinAlgError:  # a step to a singular covariance: tell the line search to back off
+            return np.inf, np.zeros_like(params)
         a = cho_solve(chol, np.eye(n))  # K^{-1}
         alpha = a @ y
         if objective == "marginal":
@@ -240,6 +243,9 @@ class FedCorSampler(Sampler):
         counts = np.isfinite(data).sum(axis=0)
         mean = np.where(counts > 0, np.nansum(data, axis=0) / np.maximum(counts, 1), 0.0)
         centred = data - mean
+        if not np.any(np.nan_to_num(centred)):  # one vector per client so far: nothing to learn a covariance from
+            self._new_data = False
+            return
         scale = float(np.sqrt(np.nanmean(centred**2))) or 1.0
         centred = centred / scale
         groups: dict[bytes, tuple[np.ndarray, list[np.ndarray]]] = {}
