@@ -49,9 +49,10 @@ clean:
 # benchmarks/mutation_table.py turns the results into the per-module table.
 MUTATION_ONLY  ?= fedsim/selection/ fedsim/data/partitioners.py fedsim/server/aggregation.py \
                   fedsim/server/validation.py fedsim/compare/stats.py
-MUTATION_TESTS ?= tests/test_mutants.py tests/test_mutants_stats.py tests/test_hics_core.py \
-                  tests/test_hics_oracle.py tests/test_hics_scalable.py tests/test_samplers_baselines.py \
-                  tests/test_partitioners.py tests/test_compare_stats.py tests/test_compare_metrics.py \
+MUTATION_TESTS ?= tests/test_mutants.py tests/test_mutants_stats.py tests/test_mutants_scalable.py \
+                  tests/test_hics_core.py tests/test_hics_oracle.py tests/test_hics_scalable.py \
+                  tests/test_samplers_baselines.py tests/test_partitioners.py tests/test_compare_stats.py \
+                  tests/test_compare_metrics.py \
                   -m "not slow" --deselect tests/test_hics_oracle.py::test_oracle_run_end_to_end_records_its_name
 MUTATION_DIR   ?= outputs/mutation
 MUTATION_JOBS  ?= 2
