@@ -108,22 +108,22 @@ def write_selection_health(out: Path, study) -> Path:
     return path
 
 
-def write_headline(out: Path) -> Path:
-    """``headline.md``: the key paired readings against random, one row per sampler and metric."""
+def write_headline(out: Path, baseline: str = "random") -> Path:
+    """``headline.md``: the key paired readings against ``baseline``, one row per sampler and metric."""
     paired = pd.read_csv(out / "paired.csv")
     keep = {"rounds to target (raw)": "ratio", "rounds to target (smoothed)": "ratio",
             "mean accuracy (AUC/R)": "diff", "final-window accuracy": "diff"}
     lines = []
     for row in paired[paired["metric"].isin(keep)].itertuples():
         if keep[row.metric] == "ratio":
-            value = f"{row.ratio:.2f} [{row.ratio_low:.2f}, {row.ratio_high:.2f}] (random / sampler)"
+            value = f"{row.ratio:.2f} [{row.ratio_low:.2f}, {row.ratio_high:.2f}] ({baseline} / sampler)"
         else:
-            value = f"{row.mean_diff:+.3f} [{row.ci_low:+.3f}, {row.ci_high:+.3f}] (sampler - random)"
+            value = f"{row.mean_diff:+.3f} [{row.ci_low:+.3f}, {row.ci_high:+.3f}] (sampler - {baseline})"
         lines.append([row.sampler, row.metric, row.n_pairs, value, f"{row.p_sign_flip:.3f}", f"{row.p_holm:.3f}",
                       row.verdict])
     path = out / "headline.md"
     path.write_text(f"Produced by: `{REPORT_COMMAND}` (from `paired.csv`). "
-                    "Paired by seed against uniform random; rounds to 75% test accuracy as the ratio random / "
+                    f"Paired by seed against {baseline}; rounds to 75% test accuracy as the ratio {baseline} / "
                     "sampler (> 1: faster; a run that never reached 75% counts as 200), accuracies as differences; "
                     "95% t-intervals (log scale for ratios), exact sign-flip p, Holm over the samplers compared.\n\n"
                     + md_table(["sampler", "metric", "paired seeds", "estimate [95% CI]", "p (sign-flip)", "p (Holm)",
@@ -143,7 +143,16 @@ def write_ablations(out: Path, ablations: Path) -> list[Path]:
         return []
     paths = sorted(out.glob("random_seed*")) + sorted(out.glob("hics_diverse_seed*")) + runs
     compare(paths, target=0.75, smooth=5, baseline="random", out=ablations, plots=False)
-    return [write_headline(ablations), write_selection_health(ablations, load(paths).finished())]
+    written = [write_headline(ablations), write_selection_health(ablations, load(paths).finished())]
+    # each ablation against the variant itself, paired by seed (baseline: the variant's label)
+    labels = load(sorted(out.glob("hics_diverse_seed*")) + runs).finished().runs
+    variant = sorted(set(labels[labels["dir"].map(lambda d: Path(d).parent.resolve() == out.resolve())]["sampler"]))
+    if len(variant) == 1:
+        against = ablations / "against_variant"
+        compare(sorted(out.glob("hics_diverse_seed*")) + runs, target=0.75, smooth=5, baseline=variant[0],
+                out=against, plots=False)
+        written.append(write_headline(against, variant[0]))
+    return written
 
 
 def main() -> None:

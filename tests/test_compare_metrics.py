@@ -72,15 +72,24 @@ def test_setting_gets_differing_config_keys(tmp_path: Path) -> None:
                         "fmnist groups[alphas=0.001,0.2; min_size_fraction=0.2] N=4 K=2 [train.lr=0.1]"}
 
 
-def test_sampler_label_shows_switch_an_older_run_lacks(tmp_path: Path) -> None:
+def test_sampler_label_reads_a_switch_an_older_run_lacks_as_its_default(tmp_path: Path) -> None:
     write_run(tmp_path, "old", sampler=HICS, accuracies=[0.5], summary_sampler="hics_diverse")
-    write_run(tmp_path, "new", sampler={**HICS, "exploration_slots": 1}, accuracies=[0.5],
+    write_run(tmp_path, "new", sampler={**HICS, "exploration_rate": 0.7}, accuracies=[0.5],
               summary_sampler="hics_diverse", seed=1)
-    write_run(tmp_path, "plain", sampler={**HICS, "exploration_slots": 0}, accuracies=[0.5], summary_sampler="hics")
+    write_run(tmp_path, "before_mode", sampler=HICS, accuracies=[0.5], summary_sampler="hics")
+    write_run(tmp_path, "with_mode", sampler={**HICS, "mode": "exact"}, accuracies=[0.5], summary_sampler="hics",
+              seed=1)
     labels = load([tmp_path]).runs.set_index("run")["sampler"]
-    assert labels["old"] == "hics_diverse[exploration_slots=unset]"
-    assert labels["new"] == "hics_diverse[exploration_slots=1]"
-    assert labels["plain"] == "hics"  # alone under its label: nothing to tell apart
+    assert labels["old"] == "hics_diverse[exploration_rate=0.0]"  # HiCSSampler's default
+    assert labels["new"] == "hics_diverse[exploration_rate=0.7]"
+    assert labels["before_mode"] == labels["with_mode"] == "hics"  # the default it had: nothing to tell apart
+
+
+def test_class_defaults_only_for_fedsim_classes() -> None:
+    from fedsim.compare.load import class_defaults
+
+    assert class_defaults("fedsim.selection.hics.HiCSSampler")["mode"] == "exact"
+    assert class_defaults("os.system") == {} and class_defaults("fedsim.nope.Missing") == {}
 
 
 def test_per_run_metrics_by_hand(tmp_path: Path) -> None:

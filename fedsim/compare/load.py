@@ -27,6 +27,8 @@ Labels:
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import json
 import os
 from collections import defaultdict
@@ -166,22 +168,31 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: value}
 
 
-UNSET = "unset"  # how a label shows a key that an older run's config does not have
-
-
-def differing_keys(dicts: Sequence[dict[str, Any]], include_missing: bool = False) -> list[str]:
-    """Dotted keys whose values are not all equal (sorted).
-
-    By default only keys present in every dict count (a key added to fedsim's config later
-    does not split old runs from new ones); with ``include_missing`` a key some dicts lack
-    counts too, its absence being one more value (``UNSET``).
-    """
+def differing_keys(dicts: Sequence[dict[str, Any]]) -> list[str]:
+    """Dotted keys present in every dict whose values are not all equal (sorted)."""
     flats = [flatten(d) for d in dicts]
     if not flats:
         return []
-    sets = [set(f) for f in flats]
-    keys = sorted(set.union(*sets) if include_missing else set.intersection(*sets))
-    return [k for k in keys if len({json.dumps(f.get(k, UNSET), default=str) for f in flats}) > 1]
+    keys = sorted(set.intersection(*(set(f) for f in flats)))
+    return [k for k in keys if len({json.dumps(f[k], default=str) for f in flats}) > 1]
+
+
+UNSET = "unset"  # a sampler setting an older run's config lacks and its class has no default for
+
+
+def class_defaults(target: str) -> dict[str, Any]:
+    """Constructor defaults of one of fedsim's own classes, by ``_target_`` ({} for any other).
+
+    Only modules under ``fedsim.`` are imported: a run folder is untrusted input.
+    """
+    module_name, _, name = str(target).rpartition(".")
+    if not (module_name + ".").startswith("fedsim."):
+        return {}
+    try:
+        signature = inspect.signature(getattr(importlib.import_module(module_name), name))
+    except Exception:  # noqa: BLE001 - an unknown or renamed class only loses the defaults
+        return {}
+    return {k: p.default for k, p in signature.parameters.items() if p.default is not inspect.Parameter.empty}
 
 
 def _setting_labels(configs: list[dict[str, Any]]) -> list[str]:
@@ -269,13 +280,16 @@ def _disambiguate_samplers(runs: pd.DataFrame) -> None:
     for i, row in runs.iterrows():
         by_label[(row["setting"], row["sampler"])].append(i)
     for idx in by_label.values():
-        cfgs = [dict(runs.at[i, "sampler_config"], _class=runs.at[i, "sampler_class"]) for i in idx]
-        cfgs = [{k: v for k, v in c.items() if k != "_target_"} for c in cfgs]
-        keys = differing_keys(cfgs, include_missing=True)  # a switch added later still tells old runs apart
+        raw = [dict(runs.at[i, "sampler_config"], _class=runs.at[i, "sampler_class"]) for i in idx]
+        names = set().union(*raw) - {"_target_"}
+        # a setting an older run lacks took its class's default then (a switch added later)
+        cfgs = [{k: c[k] if k in c else class_defaults(c.get("_target_", "")).get(k, UNSET) for k in names}
+                for c in raw]
+        keys = differing_keys(cfgs)
         if not keys:
             continue
         for i, cfg in zip(idx, map(flatten, cfgs)):
-            runs.at[i, "sampler"] += "[" + ", ".join(f"{k}={fmt_value(cfg.get(k, UNSET))}" for k in keys) + "]"
+            runs.at[i, "sampler"] += "[" + ", ".join(f"{k}={fmt_value(cfg.get(k))}" for k in keys) + "]"
 
 
 def group_alpha_labels(groups: Sequence[int] | None, alphas: Sequence[float] | None) -> dict[int, str]:
