@@ -145,3 +145,11 @@ def test_group_shares_labelled_by_alpha(tmp_path: Path) -> None:
     got = {(r.sampler, r.label): r.share for r in shares.itertuples()}
     assert got == {("random", "alpha=0.001"): 0.75, ("random", "alpha=0.2"): 0.25,
                    ("(clients)", "alpha=0.001"): 0.5, ("(clients)", "alpha=0.2"): 0.5}
+
+
+def test_groups_sharing_an_alpha_get_distinct_labels() -> None:
+    from fedsim.compare.load import group_alpha_labels
+
+    assert group_alpha_labels([0, 1, 1], [0.001, 0.2]) == {0: "alpha=0.001", 1: "alpha=0.2"}
+    assert group_alpha_labels([0, 1, 2], [0.001, 0.001, 0.001]) == {
+        0: "group 0 (alpha=0.001)", 1: "group 1 (alpha=0.001)", 2: "group 2 (alpha=0.001)"}

@@ -297,4 +297,8 @@ def group_alpha_labels(groups: Sequence[int] | None, alphas: Sequence[float] | N
     if not groups:
         return {}
     ids = sorted({int(g) for g in groups})
-    return {g: (f"alpha={fmt_value(alphas[g])}" if alphas is not None and g < len(alphas) else f"group {g}") for g in ids}
+    labels = {g: (f"alpha={fmt_value(alphas[g])}" if alphas is not None and g < len(alphas) else f"group {g}")
+              for g in ids}
+    if len(set(labels.values())) < len(labels):  # groups sharing an alpha (setting 3): name them apart
+        labels = {g: f"group {g} ({label})" if label.startswith("alpha") else label for g, label in labels.items()}
+    return labels
