@@ -17,8 +17,8 @@ Labels:
   ``divfl_stale``); for older folders whose summary holds a class name, the Hydra choice in
   ``.hydra/hydra.yaml``, else a short form of the class (``HiCSSampler`` -> ``hics``). When
   runs of one setting share a label but differ in sampler settings, those settings are
-  appended, e.g. ``hics[estimator=weight_rows]``; a switch an older run's config lacks shows
-  as ``unset`` (``hics_diverse[exploration_slots=unset]``).
+  appended, e.g. ``hics[estimator=weight_rows]``; a switch an older run's config lacks counts
+  as its class's default (the value the run had), e.g. ``hics_diverse[exploration_rate=0.0]``.
 - ``setting``: dataset, partitioner with its parameters, N and K (e.g. ``fmnist
   groups[alphas=0.001,0.2; min_size_fraction=0.2] N=50 K=5``), plus any other config key
   that differs between the loaded runs (except seed, sampler, engine, progress and the
@@ -33,6 +33,7 @@ import json
 import os
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -180,6 +181,7 @@ def differing_keys(dicts: Sequence[dict[str, Any]]) -> list[str]:
 UNSET = "unset"  # a sampler setting an older run's config lacks and its class has no default for
 
 
+@lru_cache(maxsize=None)
 def class_defaults(target: str) -> dict[str, Any]:
     """Constructor defaults of one of fedsim's own classes, by ``_target_`` ({} for any other).
 
