@@ -20,7 +20,7 @@ from omegaconf import MISSING
 SCHEMA_NAME = "fedsim_schema"
 
 IDENTITY_IGNORED_KEYS = ("progress", "resume", "crash_after_round", "engine", "device", "log_level",
-                         "flower_log_level", "hooks", "tracking")
+                         "flower_log_level", "hooks", "tracking", "eval_in_background")
 """Settings that do not change a run's records: they never make two runs "different".
 
 Used when a rerun sweep decides whether a folder holds the same run, by ``fedsim-compare``
@@ -76,6 +76,7 @@ class FedsimConfig:
     clients_per_round: int = 5
     num_rounds: int = 30
     eval_every: int = 1
+    eval_in_background: bool = True
     batch_mean_accuracy: Optional[int] = None
     device: str = "auto"
     progress: bool = True

@@ -138,5 +138,5 @@ def run_on_grid(experiment: Experiment, grid: Any, run_dir: str | Path, resume: 
     _, summary = run_rounds(
         faulty or grid, experiment.strategy, checkpoint.arrays if checkpoint else experiment.initial_arrays,
         context, experiment.train_config.as_message_config(), evaluation_columns(evaluator), cfg.eval_every,
-        hooks=clock + all_hooks)
+        hooks=clock + all_hooks, eval_in_background=bool(cfg.get("eval_in_background", False)))
     return summary

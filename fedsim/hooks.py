@@ -5,6 +5,10 @@ around a round is a :class:`RoundHook` handed to it, in order:
 
 - ``on_run_start(context)`` once, before the first round to run (also on resume);
 - ``on_round_start(server_round)`` before a round's selection;
+- ``on_round_aggregated(server_round, arrays)`` right after a round is aggregated, before its
+  evaluation: the place to take state that must be this round's (the sampler's, for a
+  checkpoint), since with ``eval_in_background`` the round's ``on_round_end`` comes only
+  after the next round has trained;
 - ``on_round_end(result)`` after a round is aggregated and evaluated;
 - ``on_run_end(summary)`` once after the last round: add what the hook knows to the run's
   summary dict (the summary file is written by the last hook).
@@ -62,6 +66,9 @@ class RoundHook:
 
     def on_round_start(self, server_round: int) -> None:
         """Called before a round's selection."""
+
+    def on_round_aggregated(self, server_round: int, arrays: "ArrayRecord") -> None:
+        """Called right after a round is aggregated, before its evaluation and ``on_round_end``."""
 
     def on_round_end(self, result: RoundResult) -> None:
         """Called after a round is aggregated and evaluated."""

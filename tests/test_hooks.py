@@ -172,3 +172,94 @@ def test_learning_curve_hook_draws_the_run(tmp_path):
     hook.on_run_start(context(tmp_path))
     hook.on_run_end({})
     assert (tmp_path / "learning_curve.png").stat().st_size > 1000
+
+
+def test_checkpoint_hook_keeps_the_sampler_state_of_the_round_it_saves(tmp_path):
+    sampler = RandomSampler()
+    sampler.setup(np.ones(4), 2, 5, np.random.default_rng(0))
+    hook = CheckpointHook(tmp_path, every=2, num_rounds=5, sampler=sampler)
+    hook.on_round_aggregated(2, ARRAYS)
+    at_round_2 = sampler.rng.bit_generator.state
+    sampler.rng.random(3)  # round 3 draws before round 2's records (evaluation in the background)
+    hook.on_round_end(result(2))
+    saved = load_checkpoint(tmp_path).sampler_tree
+    assert at_round_2 in _generator_states(saved) and sampler.rng.bit_generator.state not in _generator_states(saved)
+
+
+def _generator_states(tree) -> list:
+    """Every numpy Generator state inside a captured sampler tree."""
+    if isinstance(tree, dict):
+        found = [tree["s"]] if tree.get("t") == "gen" else []
+        return found + [s for v in tree.values() for s in _generator_states(v)]
+    if isinstance(tree, list):
+        return [s for v in tree for s in _generator_states(v)]
+    return []
+
+
+class EventLog(RoundHook):
+    """Writes down every hook call in order; raises where told."""
+
+    def __init__(self, raise_at_end_of: int | None = None, raise_at_start_of: int | None = None) -> None:
+        self.events: list[tuple[str, int]] = []
+        self.raise_at_end_of, self.raise_at_start_of = raise_at_end_of, raise_at_start_of
+
+    def on_round_start(self, server_round: int) -> None:
+        self.events.append(("start", server_round))
+        if server_round == self.raise_at_start_of:
+            raise RuntimeError(f"round {server_round} failed")
+
+    def on_round_aggregated(self, server_round: int, arrays) -> None:
+        self.events.append(("aggregated", server_round))
+
+    def on_round_end(self, result: RoundResult) -> None:
+        self.events.append(("end", result.server_round))
+        if result.server_round == self.raise_at_end_of:
+            raise RuntimeError(f"stop at round {result.server_round}")
+
+
+def _run_with(tmp_path, small_overrides, background: bool, hook: RoundHook, extra=()):
+    config = make_config(small_overrides + [f"eval_in_background={str(background).lower()}", *extra])
+    return run_experiment(build_experiment(config), tmp_path, hooks=[hook])
+
+
+def test_background_evaluation_hands_a_round_to_the_hooks_after_the_next_one_trained(tmp_path, small_overrides):
+    inline, background = EventLog(), EventLog()
+    _run_with(tmp_path / "inline", small_overrides, False, inline)
+    _run_with(tmp_path / "background", small_overrides, True, background)
+    assert inline.events == [(e, r) for r in (1, 2, 3) for e in ("start", "aggregated", "end")]
+    assert background.events == [("start", 1), ("aggregated", 1), ("start", 2), ("aggregated", 2), ("end", 1),
+                                 ("start", 3), ("aggregated", 3), ("end", 2), ("end", 3)]
+
+
+@pytest.mark.parametrize("sampler", ["random", "hics"])
+def test_background_evaluation_writes_the_same_records_and_checkpoint(tmp_path, small_overrides, sampler):
+    from fedsim.server.loop import TIMING_COLUMNS
+
+    runs = {}
+    for background in (False, True):
+        folder = tmp_path / str(background)
+        _run_with(folder, small_overrides, background, RoundHook(), [f"sampler={sampler}", "checkpoint_every=2"])
+        rows = [{k: v for k, v in r.items() if k not in TIMING_COLUMNS} for r in read_jsonl(folder / "metrics.jsonl")]
+        runs[background] = (rows, read_jsonl(folder / "sampler.jsonl"), load_checkpoint(folder))
+    (rows, diagnostics, checkpoint), (rows_bg, diagnostics_bg, checkpoint_bg) = runs[False], runs[True]
+    assert rows == rows_bg and all(r["accuracy"] is not None for r in rows) and diagnostics == diagnostics_bg
+    assert checkpoint.server_round == checkpoint_bg.server_round == 3
+    assert json.dumps(checkpoint.sampler_tree, sort_keys=True) == json.dumps(checkpoint_bg.sampler_tree, sort_keys=True)
+    for key in checkpoint.arrays.keys():
+        np.testing.assert_array_equal(checkpoint.arrays[key].numpy(), checkpoint_bg.arrays[key].numpy())
+
+
+def test_a_hook_that_stops_the_run_keeps_the_next_round_out_of_the_records(tmp_path, small_overrides):
+    log = EventLog(raise_at_end_of=1)
+    with pytest.raises(RuntimeError, match="stop at round 1"):
+        _run_with(tmp_path, small_overrides, True, log)
+    assert ("end", 2) not in log.events
+    assert [r["round"] for r in read_jsonl(tmp_path / "metrics.jsonl")] == [1]
+
+
+def test_a_failed_round_still_hands_the_round_before_it_to_the_hooks(tmp_path, small_overrides):
+    log = EventLog(raise_at_start_of=3)
+    with pytest.raises(RuntimeError, match="round 3 failed"):
+        _run_with(tmp_path, small_overrides, True, log)
+    assert log.events[-1] == ("end", 2)
+    assert [r["round"] for r in read_jsonl(tmp_path / "metrics.jsonl")] == [1, 2]

@@ -36,14 +36,20 @@ def fedsim(*args, cwd):
     return subprocess.run([sys.executable, "-m", "fedsim.cli", *args], cwd=cwd, env=env, capture_output=True, text=True)
 
 
-@pytest.mark.parametrize("sampler", ["random", "hics"])
-def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, sampler):
+@pytest.mark.parametrize("sampler, crash_after, checkpointed", [
+    ("random", 5, 3), ("hics", 5, 3),
+    # Killed right after a checkpoint round's records: with the evaluation in the background the
+    # next round has already trained (the sampler moved on), so the checkpoint must hold round 6's state.
+    ("hics", 6, 6),
+])
+def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, sampler, crash_after, checkpointed):
     args = BASE + [f"sampler={sampler}", "checkpoint_every=3", "hics.temperature=0.01"]
     full, killed = tmp_path / "full", tmp_path / "killed"
     assert fedsim(*args, f"hydra.run.dir={full}", cwd=tmp_path).returncode == 0
-    crashed = fedsim(*args, "crash_after_round=5", f"hydra.run.dir={killed}", cwd=tmp_path)
+    crashed = fedsim(*args, f"crash_after_round={crash_after}", f"hydra.run.dir={killed}", cwd=tmp_path)
     assert crashed.returncode == -9  # SIGKILL
-    assert len(read_jsonl(killed / "metrics.jsonl")) == 5 and load_checkpoint(killed).server_round == 3
+    assert len(read_jsonl(killed / "metrics.jsonl")) == crash_after
+    assert load_checkpoint(killed).server_round == checkpointed
     resumed = fedsim(f"resume={killed}", f"hydra.run.dir={tmp_path / 'resume-log'}", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert strip(read_jsonl(killed / "metrics.jsonl")) == strip(read_jsonl(full / "metrics.jsonl"))

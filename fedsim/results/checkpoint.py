@@ -41,11 +41,20 @@ class Checkpoint:
     identity: dict[str, Any] | None = None
 
 
+def sampler_snapshot(sampler: Any) -> tuple[Any, dict[str, np.ndarray]]:
+    """The sampler's state now, as (JSON tree, arrays), copied so that later rounds cannot change it."""
+    tree, sampler_arrays = capture(sampler)
+    return tree, {k: np.array(v, copy=True) for k, v in sampler_arrays.items()}
+
+
 def save_checkpoint(run_dir: str | Path, server_round: int, arrays: ArrayRecord, sampler: Any,
                     identity: dict[str, Any] | None = None) -> Path:
-    """Write the checkpoint of a finished round atomically, with its run's ``identity``."""
+    """Write the checkpoint of a finished round atomically, with its run's ``identity``.
+
+    ``sampler`` is the sampler itself or a :func:`sampler_snapshot` of it.
+    """
     path = Path(run_dir) / CHECKPOINT
-    tree, sampler_arrays = capture(sampler)
+    tree, sampler_arrays = sampler if isinstance(sampler, tuple) else capture(sampler)
     payload: dict[str, np.ndarray] = {f"{MODEL_PREFIX}{k}": v.numpy() for k, v in arrays.items()}
     payload.update({f"{SAMPLER_PREFIX}{k}": v for k, v in sampler_arrays.items()})
     meta = {"round": server_round, "model_keys": list(arrays.keys()), "sampler": tree, "identity": identity}
@@ -112,7 +121,13 @@ def restore_sampler(sampler: Any, checkpoint: Checkpoint) -> None:
 
 
 class CheckpointHook(RoundHook):
-    """Saves a checkpoint every ``every`` rounds and after the last round (0: never)."""
+    """Saves a checkpoint every ``every`` rounds and after the last round (0: never).
+
+    The sampler's state is taken when the round is aggregated (``on_round_aggregated``) and
+    written with the round's records (``on_round_end``): with the evaluation in the
+    background the sampler has moved on to the next round by then, and a resume must
+    continue from this round's state to repeat the run exactly.
+    """
 
     def __init__(self, run_dir: str | Path, every: int, num_rounds: int, sampler: Any,
                  identity: dict[str, Any] | None = None) -> None:
@@ -121,8 +136,19 @@ class CheckpointHook(RoundHook):
         self.every = int(every)
         self.num_rounds = int(num_rounds)
         self.sampler = sampler
+        self.snapshots: dict[int, tuple[Any, dict[str, np.ndarray]]] = {}
+
+    def _due(self, server_round: int) -> bool:
+        return bool(self.every) and (server_round % self.every == 0 or server_round == self.num_rounds)
+
+    def on_round_aggregated(self, server_round: int, arrays: ArrayRecord) -> None:
+        """Take the sampler's state of a round that is due for a checkpoint."""
+        if self._due(server_round):
+            self.snapshots[server_round] = sampler_snapshot(self.sampler)
 
     def on_round_end(self, result: RoundResult) -> None:
-        """Checkpoint the global model and the sampler's state when the round is due."""
-        if self.every and (result.server_round % self.every == 0 or result.server_round == self.num_rounds):
-            save_checkpoint(self.run_dir, result.server_round, result.arrays, self.sampler, self.identity)
+        """Checkpoint the global model and the sampler's state of this round when the round is due."""
+        if self._due(result.server_round):
+            state = self.snapshots.pop(result.server_round, None)
+            save_checkpoint(self.run_dir, result.server_round, result.arrays,
+                            self.sampler if state is None else state, self.identity)
