@@ -9,7 +9,13 @@ each with one torch thread, so both see the same machine load:
   (``sampler=random_proportional partitioner.split=random``: the base's ``random`` drew by
   data share and its groups were random slices).
 
-Then it checks that the two ``metrics.jsonl`` agree (every column but the timings equal;
+With ``--one-at-a-time`` the runs go one after the other instead, each alone on the machine
+(base first): a run of this checkout then has a spare core for its central evaluation, which
+it runs in a background thread while the next round trains (``eval_in_background``, on by
+default); ``--inline-too`` adds a third run of this checkout with ``eval_in_background=false``,
+to show what that part is worth.
+
+Then it checks that the ``metrics.jsonl`` files agree (every column but the timings equal;
 floats within ``--tolerance``) and writes the wall seconds of each and their ratio.
 
     python benchmarks/end_to_end.py --rounds 200 --out benchmarks/results/end_to_end_200.md
@@ -36,6 +42,24 @@ def start(tree: Path, run_dir: Path, overrides: list[str]) -> subprocess.Popen:
            "FLWR_TELEMETRY_ENABLED": "0"}
     return subprocess.Popen([sys.executable, "-m", "fedsim.cli", *overrides, f"hydra.run.dir={run_dir}"], cwd=tree,
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def run_jobs(jobs: dict[str, tuple[Path, Path, list[str]]], together: bool) -> dict[str, float]:
+    """Run ``name -> (tree, run folder, overrides)`` together or one at a time; seconds each took."""
+    ended: dict[str, float] = {}
+    batches = [list(jobs)] if together else [[name] for name in jobs]
+    for batch in batches:
+        began = time.time()
+        procs = {name: start(*jobs[name]) for name in batch}
+        while len(procs) > sum(name in ended for name in procs):
+            for name, proc in procs.items():
+                if name not in ended and proc.poll() is not None:
+                    ended[name] = time.time() - began
+            time.sleep(0.5)
+        for name, proc in procs.items():
+            if proc.returncode != 0:
+                sys.exit(f"{name} run failed (exit {proc.returncode}): {proc.stderr.read()[-2000:]}")
+    return ended
 
 
 def differences(base: Path, new: Path, tolerance: float) -> tuple[int, float]:
@@ -66,6 +90,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tolerance", type=float, default=1e-6)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--one-at-a-time", action="store_true", help="run base, then this checkout, each alone")
+    parser.add_argument("--inline-too", action="store_true",
+                        help="also run this checkout with eval_in_background=false")
     args = parser.parse_args()
 
     common = ["+experiment=paper_fmnist_s2", f"seed={args.seed}", f"num_rounds={args.rounds}", "progress=false"]
@@ -74,39 +101,37 @@ def main() -> None:
         subprocess.run(["git", "worktree", "add", "--detach", "-q", str(tmp / "base"), args.base], cwd=ROOT, check=True)
         try:
             load_start = os.getloadavg()[0]
-            began = time.time()
-            procs = {
-                "base": start(tmp / "base", tmp / "run_base", common + ["sampler=random"]),
-                "new": start(ROOT, tmp / "run_new", common + ["sampler=random_proportional", "partitioner.split=random"]),
-            }
-            ended = {}
-            while len(ended) < len(procs):
-                for name, proc in procs.items():
-                    if name not in ended and proc.poll() is not None:
-                        ended[name] = time.time() - began
-                time.sleep(0.5)
-            for name, proc in procs.items():
-                if proc.returncode != 0:
-                    sys.exit(f"{name} run failed (exit {proc.returncode}): {proc.stderr.read()[-2000:]}")
+            same_as_base = common + ["sampler=random_proportional", "partitioner.split=random"]
+            jobs = {"base": (tmp / "base", tmp / "run_base", common + ["sampler=random"]),
+                    "new": (ROOT, tmp / "run_new", same_as_base)}
+            if args.inline_too:
+                jobs["new_inline"] = (ROOT, tmp / "run_new_inline", same_as_base + ["eval_in_background=false"])
+            ended = run_jobs(jobs, together=not args.one_at_a_time)
             load_end = os.getloadavg()[0]
             wall = {name: json.loads((tmp / f"run_{name}" / "summary.json").read_text())["wall_seconds"]
-                    for name in procs}
+                    for name in jobs}
             bad, gap = differences(tmp / "run_base", tmp / "run_new", args.tolerance)
+            if args.inline_too:
+                bad_inline, gap_inline = differences(tmp / "run_base", tmp / "run_new_inline", args.tolerance)
+                bad, gap = bad + bad_inline, max(gap, gap_inline)
             final = json.loads((tmp / "run_new" / "summary.json").read_text()).get("final_accuracy")
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(tmp / "base")], cwd=ROOT)
 
     command = " ".join(["python benchmarks/end_to_end.py", *sys.argv[1:]])
+    how = ("one after the other, each alone on the machine" if args.one_at_a_time
+           else "started together")
+    labels = {"base": args.base, "new": "this checkout", "new_inline": "this checkout, eval_in_background=false"}
+    table = "".join(f"| {labels[name]} | {wall[name]:.1f} | {ended[name]:.1f} |\n" for name in jobs)
+    speedups = "".join(f"- speed-up, base / {labels[name]}: **{wall['base'] / wall[name]:.2f}x** (wall_seconds), "
+                       f"{ended['base'] / ended[name]:.2f}x (process)\n" for name in jobs if name != "base")
     text = (
         f"Produced by: `{command}`\n\n"
         f"FMNIST setting 2, {args.rounds} rounds, seed {args.seed}, random sampler, central evaluation every round; "
-        f"commit {args.base} and this checkout started together, one process and one torch thread each "
+        f"commit {args.base} and this checkout {how}, one process and one torch thread each "
         f"(load average {load_start:.1f} at the start, {load_end:.1f} at the end; 2 shared cores).\n\n"
         "| run | wall_seconds (summary) | process seconds |\n|---|---|---|\n"
-        f"| {args.base} | {wall['base']:.1f} | {ended['base']:.1f} |\n"
-        f"| this checkout | {wall['new']:.1f} | {ended['new']:.1f} |\n\n"
-        f"- speed-up, base / this checkout: **{wall['base'] / wall['new']:.2f}x** (wall_seconds), "
-        f"{ended['base'] / ended['new']:.2f}x (process)\n"
+        f"{table}\n{speedups}"
         f"- records: {bad} values differ beyond {args.tolerance:g} (largest float gap {gap:.2e}); "
         f"final accuracy {final}\n"
     )
