@@ -107,15 +107,97 @@ class Profile:
     seconds_per_round: list[float] = field(default_factory=list)
 
 
+class TimedGrid:
+    """A grid that times each ``send_and_receive`` call and delegates everything else."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.calls: list[tuple[float, float]] = []  # (start, end) of every send_and_receive, in order
+
+    def send_and_receive(self, messages: Any, *, timeout: float | None = None) -> Any:
+        """Forward to the wrapped grid, timed."""
+        start = time.perf_counter()
+        try:
+            return self.inner.send_and_receive(messages, timeout=timeout)
+        finally:
+            self.calls.append((start, time.perf_counter()))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class StageClock:
+    """Two round hooks, ``first`` and ``last`` in the run's hook list, that time the stages.
+
+    Every time is charged to the round whose wall time it falls in (round t's wall runs from
+    its ``on_round_start`` to round t+1's, the last round's to ``on_run_end``): with the
+    evaluation in the background, round t's ``on_round_end`` hooks run inside round t+1.
+    """
+
+    def __init__(self, grid: TimedGrid) -> None:
+        self.grid = grid
+        self.current = 0  # the round whose wall time it is
+        self.wall_start: dict[int, float] = {}  # first hook's on_round_start
+        self.loop_start: dict[int, float] = {}  # last hook's on_round_start: the loop starts configuring
+        self.first_call: dict[int, int] = {}  # index of the round's first send_and_receive
+        self.training: dict[int, tuple[float, float]] = {}  # the round's last send_and_receive
+        self.aggregated: dict[int, float] = {}  # first hook's on_round_aggregated
+        self.hooks: dict[int, float] = {}  # seconds in the other hooks, by wall round
+        self.rows: dict[int, dict[str, Any]] = {}
+        self.run_end = 0.0
+        self._mark = 0.0
+        self.first, self.last = _ClockHook(self, first=True), _ClockHook(self, first=False)
+
+    def _charge(self, seconds: float) -> None:
+        self.hooks[self.current] = self.hooks.get(self.current, 0.0) + seconds
+
+
+class _ClockHook(RoundHook):
+    def __init__(self, clock: StageClock, first: bool) -> None:
+        self.clock, self.is_first = clock, first
+
+    def on_round_start(self, server_round: int) -> None:
+        clock, now = self.clock, time.perf_counter()
+        if self.is_first:
+            clock.current = server_round
+            clock.wall_start[server_round] = clock._mark = now
+            clock.hooks.setdefault(server_round, 0.0)
+        else:
+            clock._charge(now - clock._mark)
+            clock.loop_start[server_round] = now
+            clock.first_call[server_round] = len(clock.grid.calls)
+
+    def on_round_aggregated(self, server_round: int, arrays: Any) -> None:
+        clock, now = self.clock, time.perf_counter()
+        if self.is_first:
+            calls = clock.grid.calls[clock.first_call[server_round]:]
+            clock.training[server_round] = calls[-1]  # probes (and round 1's partition query) come before
+            clock.aggregated[server_round] = clock._mark = now
+        else:
+            clock._charge(now - clock._mark)
+
+    def on_round_end(self, result: RoundResult) -> None:
+        clock, now = self.clock, time.perf_counter()
+        if self.is_first:
+            clock._mark = now
+        else:
+            clock._charge(now - clock._mark)
+            clock.rows[result.server_round] = result.row
+
+    def on_run_end(self, summary: dict[str, Any]) -> None:
+        if self.is_first:
+            self.clock.run_end = time.perf_counter()
+
+
 def run_profiled(
     cfg: Any,
     device: str = "cpu",
     workers: int = 1,
     run_dir: Path | None = None,
     eval_threads: int | None = None,
-    overlap_eval: bool = False,
+    eval_in_background: bool = False,
 ) -> tuple[Profile, Any]:
-    """Run ``cfg`` with fedsim's round calls, each stage timed. Returns (profile, experiment)."""
+    """Run ``cfg`` through fedsim's round loop, each stage timed. Returns (profile, experiment)."""
     torch.set_num_threads(1)
     experiment = build_experiment(cfg)
     runtime = ClientRuntime(
@@ -129,78 +211,57 @@ def run_profiled(
         experiment.dataset.x_test, experiment.dataset.y_test, experiment.model_factory, device=device,
         threads=eval_threads,
     )
-    grid = InlineGrid(make_client_app(runtime), cfg.num_clients, workers=workers)
-    strategy = experiment.strategy
-    train_config = experiment.train_config.as_message_config()
+    inner = InlineGrid(make_client_app(runtime), cfg.num_clients, workers=workers)
+    grid = TimedGrid(inner)
+    clock = StageClock(grid)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(run_dir or tmp)
+            records = [
+                RecordsHook(RunRecorder(folder)),
+                CheckpointHook(folder, CHECKPOINT_EVERY, cfg.num_rounds, experiment.strategy.sampler, run_identity(cfg)),
+            ]
+            context = RunContext(folder, cfg, 1, cfg.num_rounds, experiment.dataset.num_classes)
+            run_rounds(
+                grid, experiment.strategy, experiment.initial_arrays, context,
+                experiment.train_config.as_message_config(), evaluation_columns(evaluator), eval_every=1,
+                hooks=[clock.first, *records, clock.last], eval_in_background=eval_in_background,
+            )
+    finally:
+        inner.close()
+        runtime.release()
+    return _profile(clock, cfg.num_rounds, eval_in_background), experiment
+
+
+def _profile(clock: StageClock, num_rounds: int, eval_in_background: bool) -> Profile:
+    """Each round's stages out of the clock's marks and the rows (see the module docstring)."""
     profile = Profile()
-    arrays = experiment.initial_arrays
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(run_dir or tmp)
-        recorder = RunRecorder(folder)
-        try:
-            for server_round in range(1, cfg.num_rounds + 1):
-                t0 = time.perf_counter()
-                messages = strategy.configure_train(server_round, arrays, ConfigRecord(dict(train_config)), grid)
-                t1 = time.perf_counter()
-                replies = grid.send_and_receive(messages, timeout=3600.0)
-                t2 = time.perf_counter()
-                new_arrays, _ = strategy.aggregate_train(server_round, replies)
-                if new_arrays is not None:
-                    arrays = new_arrays
-                t3 = time.perf_counter()
-                if overlap_eval:  # evaluated while the next round trains; collected at the end
-                    evaluation = evaluator.submit(arrays)
-                else:
-                    evaluation = evaluator.evaluate(arrays)
-                t4 = time.perf_counter()
-                log = strategy.last_round
-                if overlap_eval:  # the previous round's result is ready by now (or waited for)
-                    evaluation = evaluation.result() if server_round == cfg.num_rounds else _Later(evaluation)
-                row = {
-                    "round": server_round,
-                    "accuracy": evaluation.accuracy,
-                    "loss": evaluation.loss,
-                    "per_class_accuracy": evaluation.per_class_accuracy,
-                    "train_loss": log.train_loss,
-                    "selected": log.selected,
-                    "selection_seconds": round(log.selection_seconds, 6),
-                    "probe_seconds": round(log.probe_seconds, 6),
-                    **log.extra_cost(),
-                }
-                recorder.log_round(row)
-                diagnostics = strategy.record_extras()
-                if diagnostics:
-                    recorder.log_sampler({"round": server_round, **diagnostics})
-                if server_round % CHECKPOINT_EVERY == 0 or server_round == cfg.num_rounds:
-                    _checkpoint(folder, server_round, arrays, strategy.sampler)
-                t5 = time.perf_counter()
-                stage = profile.stages
-                stage["selection"].append(log.selection_seconds)
-                stage["probes"].append(log.probe_seconds)
-                stage["configure"].append(t1 - t0 - log.selection_seconds - log.probe_seconds)
-                stage["training"].append(t2 - t1)
-                stage["aggregation"].append(t3 - t2)
-                stage["evaluation"].append(t4 - t3)
-                stage["records"].append(t5 - t4)
-                profile.seconds_per_round.append(t5 - t0)
-                profile.rows.append(row)
-                profile.selected.append(list(log.selected))
-        finally:
-            evaluator.close()
-            grid.close()
-            runtime.release()
-    return profile, experiment
-
-
-class _Later:
-    """Placeholders for a result still being computed (the benchmark does not need it)."""
-
-    def __init__(self, future: Any) -> None:
-        self.future = future
-        self.accuracy = self.loss = self.per_class_accuracy = None
+    for r in range(1, num_rounds + 1):
+        row = clock.rows[r]
+        wall = (clock.wall_start[r + 1] if r < num_rounds else clock.run_end) - clock.wall_start[r]
+        train_start, train_end = clock.training[r]
+        stage = {
+            "selection": row["selection_seconds"],
+            "probes": row["probe_seconds"],
+            "configure": train_start - clock.loop_start[r] - row["selection_seconds"] - row["probe_seconds"],
+            "training": train_end - train_start,
+            "aggregation": clock.aggregated[r] - train_end,
+            "records": clock.hooks[r],
+        }
+        if eval_in_background:  # what the loop lost to it: the wall time no other stage accounts for
+            stage["evaluation"] = max(wall - sum(stage.values()), 0.0)
+        else:
+            stage["evaluation"] = row["eval_seconds"]
+        for name in STAGES:
+            profile.stages[name].append(stage[name])
+        profile.seconds_per_round.append(wall)
+        profile.rows.append(row)
+        profile.selected.append(list(row["selected"]))
+    return profile
 
 
 class _Loaded:
+
     """A dataset source that hands back arrays already in memory."""
 
     def __init__(self, dataset: DatasetArrays) -> None:
@@ -208,12 +269,6 @@ class _Loaded:
 
     def load(self) -> DatasetArrays:
         return self.dataset
-
-
-def _checkpoint(folder: Path, server_round: int, arrays: Any, sampler: Any) -> None:
-    from fedsim.results.checkpoint import save_checkpoint
-
-    save_checkpoint(folder, server_round, arrays, sampler)
 
 
 def plain_floor(experiment: Any, selected: list[list[int]], device: str = "cpu") -> list[float]:
