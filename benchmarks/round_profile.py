@@ -1,13 +1,45 @@
 """Where a round's time goes, next to the plain-PyTorch training floor measured in the same run.
 
-A round of fedsim is the same calls as its round loop, timed one by one:
-  selection    the sampler's ``select`` (inside ``configure_train``)
-  probes       pre-selection probe round trips (DivFL, Power-of-Choice; none for random)
-  configure    the rest of ``configure_train``: addressing, building the instructions
-  training     the training round trip through the engine (local training of the K clients)
+The rounds are fedsim's own: :func:`fedsim.server.loop.run_rounds` with fedsim's record
+hooks (``RecordsHook`` writing through a ``RunRecorder``, ``CheckpointHook`` every 10
+rounds and after the last) and the run's evaluation columns
+(``fedsim.grid_run.evaluation_columns``). Nothing of the loop is copied here; the stages
+are measured from outside it:
+
+- the grid is wrapped in :class:`TimedGrid`, which times every ``send_and_receive``;
+- a timing hook runs first in the hook list and another last (:class:`StageClock`): they
+  mark each round's start (``on_round_start``), the end of its aggregation (the first
+  hook's ``on_round_aggregated``) and the time the other hooks take;
+- the row gives ``selection_seconds``, ``probe_seconds`` and ``eval_seconds``.
+
+The stages of a round:
+  selection    the sampler's ``select`` (the row's ``selection_seconds``)
+  probes       pre-selection probe round trips (DivFL, Power-of-Choice; none for random;
+               the row's ``probe_seconds``)
+  configure    the rest of ``configure_train``: addressing (round 1 also asks every node
+               its partition), building the instructions: from the loop's start of the
+               round to the start of the training call, minus selection and probes
+  training     the training round trip through the engine (local training of the K
+               clients): the round's last ``send_and_receive`` (probes and round 1's
+               partition query go through ``send_and_receive`` too, always before it, and
+               are counted in probes and configure)
   aggregation  ``aggregate_train``: validation, sampler reports, the mean of the models
-  evaluation   central evaluation of the new global model on the test set (every round)
-  records      the metrics/sampler lines (fsynced) and, every 10 rounds, the checkpoint
+               (end of the training call to ``on_round_aggregated``)
+  evaluation   central evaluation of the new global model on the test set (every round):
+               in line, the row's ``eval_seconds``; with ``--eval-in-background`` the time
+               the loop lost to it: the round's wall time minus the other stages, clamped
+               at 0 (mostly the wait for the previous round's evaluation when it is not done
+               by the time this round is aggregated; the last round waits for its own)
+  records      every other hook (``on_round_start``, ``on_round_aggregated``,
+               ``on_round_end``): the metrics/sampler lines (fsynced) and, every 10 rounds,
+               the checkpoint
+A round's wall time runs from its ``on_round_start`` to the next round's (the last round's
+to ``on_run_end``), and every time is charged to the round in whose wall time it falls:
+with the evaluation in the background, round t's ``on_round_end`` hooks (its records) run
+after round t+1 is aggregated, inside round t+1. In line, the stages add up to the round
+up to the loop's own bookkeeping (building the row, a few microseconds); in the
+background they add up to it by construction.
+
 The floor is a bare PyTorch loop training the same clients with the same seeds
 (``train_locally``, no Flower, no records), timed in the same process right after.
 
@@ -15,9 +47,11 @@ Workloads: Fashion-MNIST setting 2 (``+experiment=paper_fmnist_s2``: 50 clients,
 the paper's CNN) and the CIFAR-10 setting-2 workload (K = 10, the CIFAR-10 CNN, Adam,
 FedProx) on synthetic 32x32x3 images (50,000 train / 10,000 test, class-dependent
 patterns plus noise), so no CIFAR files are needed. One torch thread, the inline engine
-with one worker; rounds 2..R are averaged (round 1 warms caches up and addresses nodes).
+with one worker; rounds 2..R are averaged (round 1 warms caches up and addresses nodes),
+so ``--rounds`` is at least 2.
 
     python benchmarks/round_profile.py --rounds 6 --out benchmarks/results/round_profile.md
+    python benchmarks/round_profile.py --rounds 6 --eval-in-background --out ...
 """
 
 from __future__ import annotations
@@ -36,7 +70,6 @@ import torch
 
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 
-from flwr.app import ConfigRecord  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
 from fedsim.client.app import make_client_app  # noqa: E402
@@ -47,8 +80,13 @@ from fedsim.data.datasets import DatasetArrays  # noqa: E402
 from fedsim.devices import resolve_device  # noqa: E402
 from fedsim.engine.inline import InlineGrid  # noqa: E402
 from fedsim.experiment import build_experiment  # noqa: E402
-from fedsim.results.recorder import RunRecorder  # noqa: E402
+from fedsim.grid_run import evaluation_columns  # noqa: E402
+from fedsim.hooks import RoundHook, RoundResult, RunContext  # noqa: E402
+from fedsim.results.checkpoint import CheckpointHook  # noqa: E402
+from fedsim.results.recorder import RecordsHook, RunRecorder  # noqa: E402
+from fedsim.run_folders import run_identity  # noqa: E402
 from fedsim.server.evaluation import CentralEvaluator  # noqa: E402
+from fedsim.server.loop import run_rounds  # noqa: E402
 
 STAGES = ["selection", "probes", "configure", "training", "aggregation", "evaluation", "records"]
 CHECKPOINT_EVERY = 10
@@ -153,6 +191,8 @@ class StageClock:
 
 
 class _ClockHook(RoundHook):
+    """One of a :class:`StageClock`'s two hooks: ``first`` marks, ``last`` charges the hooks between."""
+
     def __init__(self, clock: StageClock, first: bool) -> None:
         self.clock, self.is_first = clock, first
 
@@ -336,15 +376,19 @@ def main() -> None:
     parser.add_argument("--sampler", default="random")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--eval-threads", type=int, default=None, help="torch threads of central evaluation")
-    parser.add_argument("--overlap-eval", action="store_true", help="evaluate while the next round trains")
+    parser.add_argument("--eval-in-background", "--overlap-eval", dest="eval_in_background", action="store_true",
+                        help="run the loop with eval_in_background=True: evaluate round t while round t+1 trains")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/round_profile.md"))
     args = parser.parse_args()
+    if args.rounds < 2:
+        parser.error("--rounds must be at least 2 (round 1 is left out of the means)")
+    where = ", in the background while the next round trains" if args.eval_in_background else ""
     lines = [
         f"Produced by: `python benchmarks/round_profile.py {' '.join(sys.argv[1:])}`",
         "",
         "One torch thread, inline engine (1 worker), device "
         f"{args.device}, sampler {args.sampler}, central evaluation every round "
-        f"({args.eval_threads or 1} torch thread(s) while evaluating). Shares are of the "
+        f"({args.eval_threads or 1} torch thread(s) while evaluating{where}). Shares are of the "
         "mean round (rounds 2..R); the floor is a bare PyTorch loop training the same clients "
         "with the same seeds, measured in the same run right after fedsim's rounds.",
         f"Load average at start: {os.getloadavg()[0]:.2f} (shared machine; 2 cores).",
@@ -353,7 +397,7 @@ def main() -> None:
     for name in args.workloads:
         cfg = workload_config(name, args.rounds, [f"sampler={args.sampler}"])
         profile, experiment = run_profiled(
-            cfg, device=args.device, eval_threads=args.eval_threads, overlap_eval=args.overlap_eval
+            cfg, device=args.device, eval_threads=args.eval_threads, eval_in_background=args.eval_in_background
         )
         floor = plain_floor(experiment, profile.selected, device=args.device)
         block = table(name, profile, floor)

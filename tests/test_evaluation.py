@@ -91,23 +91,6 @@ def test_threads_setting_is_restored_and_results_unchanged():
     assert abs(one.loss - two.loss) <= 1e-6 and one.accuracy == two.accuracy
 
 
-def test_submit_in_background_equals_evaluate():
-    rng = np.random.default_rng(2)
-    x = rng.normal(size=(400, 1, 28, 28)).astype(np.float32)
-    y = rng.integers(0, 10, size=400).astype(np.int64)
-    evaluator = CentralEvaluator(x, y, FmnistCnn)
-    try:
-        records = []
-        for seed in range(3):
-            torch.manual_seed(seed)
-            records.append(ArrayRecord(FmnistCnn().state_dict()))
-        futures = [evaluator.submit(a) for a in records]  # each waits for the one before
-        direct = [evaluator.evaluate(a) for a in records]
-        assert [f.result() for f in futures] == direct
-    finally:
-        evaluator.close()
-
-
 def test_batch_mean_accuracy_is_the_mean_of_per_batch_accuracies():
     rng = np.random.default_rng(3)
     x = rng.normal(size=(150, 1, 28, 28)).astype(np.float32)

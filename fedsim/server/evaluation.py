@@ -15,7 +15,6 @@ is large (8192).
 
 from __future__ import annotations
 
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
@@ -112,8 +111,6 @@ class CentralEvaluator:
         self.num_classes = int(num_classes)
         self.class_counts = torch.bincount(self.y, minlength=self.num_classes).cpu()
         self._batches = [(s, min(s + self.batch_size, len(self.y))) for s in range(0, len(self.y), self.batch_size)]
-        self._executor: ThreadPoolExecutor | None = None
-        self._pending: Future | None = None
 
     def load(self, arrays: ArrayRecord) -> None:
         """Copy ``arrays`` into the evaluation model's parameters and buffers, in place."""
@@ -138,7 +135,6 @@ class CentralEvaluator:
 
     def evaluate(self, arrays: ArrayRecord) -> Evaluation:
         """Loss, accuracy and per-class accuracy of ``arrays`` on the test set."""
-        self.wait()
         self.load(arrays)
         previous = torch.get_num_threads()
         switch = self.threads is not None and self.device.type == "cpu" and self.threads != previous
@@ -150,42 +146,6 @@ class CentralEvaluator:
             if switch:
                 torch.set_num_threads(previous)
         return self._summarise(total_loss, correct, right)
-
-    def submit(self, arrays: ArrayRecord) -> Future:
-        """Start evaluating ``arrays`` in a background thread; returns a Future of :class:`Evaluation`.
-
-        The weights are copied in before this returns, so the caller may go on (train the
-        next round) while the test set is evaluated: on a machine with a spare core the
-        evaluation then costs the round loop nothing (``benchmarks/round_profile.py
-        --overlap-eval`` measures it; fedsim's round loop evaluates in line). Calls run one
-        at a time, in order. Results equal :meth:`evaluate`'s (no random numbers are drawn).
-        """
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fedsim-eval")
-        self.wait()  # the single model is busy until the previous evaluation is done
-        self.load(arrays)
-        # A new thread starts with OpenMP's default thread count: give it this thread's.
-        threads = self.threads if self.threads and self.device.type == "cpu" else torch.get_num_threads()
-        self._pending = self._executor.submit(self._finish, threads)
-        return self._pending
-
-    def wait(self) -> None:
-        """Block until a submitted evaluation, if any, has finished."""
-        if self._pending is not None:
-            self._pending.result()
-            self._pending = None
-
-    def close(self) -> None:
-        """Stop the background thread (after the pending evaluation)."""
-        self.wait()
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
-
-    def _finish(self, threads: int) -> Evaluation:
-        if torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
-        return self._summarise(*self._counts())
 
     def _summarise(self, total_loss: float, correct: torch.Tensor, right: torch.Tensor) -> Evaluation:
         n = max(len(self.y), 1)
