@@ -2,7 +2,8 @@
 
 Runs ``+experiment=paper_fmnist_s2`` (random sampler, central evaluation every round) for
 ``--rounds`` rounds with fedsim's round calls (``round_profile.run_profiled``: the client
-runtime and the central evaluator on the device), once on the CPU and once on CUDA.
+runtime and the central evaluator on the device; the evaluation in the background, as
+fedsim runs by default, unless ``--eval-in-line``), once on the CPU and once on CUDA.
 GPU kernels are not bit-identical to CPU ones, so accuracies are compared to a float
 tolerance: ``--tolerance`` (default 0.02 absolute per round: the trajectories drift apart
 by float rounding over rounds of SGD) on every round's accuracy, and the same clients
@@ -32,6 +33,7 @@ def main() -> int:
     parser.add_argument("--tolerance", type=float, default=0.02)
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--eval-in-line", action="store_true", help="evaluate in line (eval_in_background=false)")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         print("gpu_check: no CUDA GPU visible here; skipped (CPU-only machine).")
@@ -39,7 +41,7 @@ def main() -> int:
     results = {}
     for device in ("cpu", args.device):
         cfg = workload_config("fmnist_s2", args.rounds, ["sampler=random"])
-        profile, _ = run_profiled(cfg, device=device)
+        profile, _ = run_profiled(cfg, device=device, eval_in_background=not args.eval_in_line)
         seconds = profile.seconds_per_round[1:] or profile.seconds_per_round
         results[device] = {
             "accuracy": [row["accuracy"] for row in profile.rows],
