@@ -301,7 +301,6 @@ def _profile(clock: StageClock, num_rounds: int, eval_in_background: bool) -> Pr
 
 
 class _Loaded:
-
     """A dataset source that hands back arrays already in memory."""
 
     def __init__(self, dataset: DatasetArrays) -> None:
