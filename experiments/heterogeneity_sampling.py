@@ -17,12 +17,14 @@ then writes, next to the records:
 - ``headline.md``: per sampler against random, the paired readings the report rests on
   (rounds to 75% as a ratio, mean accuracy over 200 rounds as a difference, with 95%
   intervals, sign-flip and Holm p-values and the verdict);
-- for ``--ablations`` (runs of the variant with one switch changed): the same headline and
-  selection health, against this study's random and variant runs.
+- for ``--ablations`` (runs of the variant with one switch changed, run by ``--ablate
+  SWITCH=VALUE``, one folder each): the same headline and selection health, against this
+  study's random and variant runs, and each against the variant itself.
 
     python experiments/heterogeneity_sampling.py --samplers random hics hics_oracle hics_diverse --seeds 0 1 2
     python experiments/heterogeneity_sampling.py --report-only
     python experiments/heterogeneity_sampling.py --experiment paper_fmnist_s3 --samplers random hics --seeds 0 1
+    python experiments/heterogeneity_sampling.py --samplers random hics_diverse --ablate estimator=bias annealing=absolute
 """
 
 from __future__ import annotations
@@ -150,7 +152,7 @@ def write_ablations(out: Path, ablations: Path) -> list[Path]:
     differs (``hics_diverse[exploration_rate=unset]`` for runs recorded before the switch).
     Writes ``headline.md`` and ``selection_health.md`` into ``ablations``.
     """
-    runs = sorted(ablations.glob("*_seed*"))
+    runs = sorted(ablations.glob("*_seed*")) + sorted(ablations.glob("*/*_seed*"))  # one folder per --ablate
     if not runs:
         return []
     paths = sorted(out.glob("random_seed*")) + sorted(out.glob("hics_diverse_seed*")) + runs
@@ -177,6 +179,9 @@ def main() -> None:
     parser.add_argument("--ablations", type=Path,
                         help="runs of the variant with one switch changed, reported against --out's random runs "
                              "(default: <out>_ablations)")
+    parser.add_argument("--ablate", nargs="+", default=[], metavar="SWITCH=VALUE",
+                        help="also run the variant (hics_diverse) with one switch changed, per SWITCH=VALUE "
+                             "(e.g. estimator=bias annealing=absolute), on --seeds, into <ablations>/<SWITCH_VALUE>")
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (one core each)")
     parser.add_argument("--report-only", action="store_true")
     args, extra = parser.parse_known_args()
@@ -187,6 +192,11 @@ def main() -> None:
         REPORT_COMMAND += f" --experiment {args.experiment}"
     if not args.report_only:
         run_sweep(args.out, args.experiment, args.samplers, args.seeds, args.jobs, extra)
+        for switch in args.ablate:
+            if "=" not in switch:
+                parser.error(f"--ablate {switch}: write SWITCH=VALUE, e.g. estimator=bias")
+            run_sweep(args.ablations / switch.replace("=", "_"), args.experiment, ["hics_diverse"], args.seeds, args.jobs,
+                      [*extra, f"sampler.{switch}"])
     compare([args.out], target=0.75, smooth=5, baseline="random", out=args.out)
     study = load([args.out]).finished()
     for path in (write_headline(args.out), write_estimator_quality(args.out, study),
