@@ -24,10 +24,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from fedsim.compare.report import md_table  # noqa: E402
-from fedsim.results.recorder import read_jsonl  # noqa: E402
+from fedsim.compare.report import md_table
+from fedsim.results.recorder import read_jsonl
 
 SMOOTHINGS = {
     "latest": lambda history: history[-1],

@@ -47,14 +47,15 @@ def sampler_snapshot(sampler: Any) -> tuple[Any, dict[str, np.ndarray]]:
     return tree, {k: np.array(v, copy=True) for k, v in sampler_arrays.items()}
 
 
-def save_checkpoint(run_dir: str | Path, server_round: int, arrays: ArrayRecord, sampler: Any,
+def save_checkpoint(run_dir: str | Path, server_round: int, arrays: ArrayRecord,
+                    sampler_state: tuple[Any, dict[str, np.ndarray]],
                     identity: dict[str, Any] | None = None) -> Path:
     """Write the checkpoint of a finished round atomically, with its run's ``identity``.
 
-    ``sampler`` is the sampler itself or a :func:`sampler_snapshot` of it.
+    ``sampler_state`` is the sampler's :func:`sampler_snapshot` taken at that round.
     """
     path = Path(run_dir) / CHECKPOINT
-    tree, sampler_arrays = sampler if isinstance(sampler, tuple) else capture(sampler)
+    tree, sampler_arrays = sampler_state
     payload: dict[str, np.ndarray] = {f"{MODEL_PREFIX}{k}": v.numpy() for k, v in arrays.items()}
     payload.update({f"{SAMPLER_PREFIX}{k}": v for k, v in sampler_arrays.items()})
     meta = {"round": server_round, "model_keys": list(arrays.keys()), "sampler": tree, "identity": identity}
@@ -149,6 +150,5 @@ class CheckpointHook(RoundHook):
     def on_round_end(self, result: RoundResult) -> None:
         """Checkpoint the global model and the sampler's state of this round when the round is due."""
         if self._due(result.server_round):
-            state = self.snapshots.pop(result.server_round, None)
-            save_checkpoint(self.run_dir, result.server_round, result.arrays,
-                            self.sampler if state is None else state, self.identity)
+            state = self.snapshots.pop(result.server_round, None) or sampler_snapshot(self.sampler)
+            save_checkpoint(self.run_dir, result.server_round, result.arrays, state, self.identity)
