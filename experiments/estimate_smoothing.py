@@ -1,8 +1,8 @@
 """Offline what-if: would averaging a client's entropy estimates over its participations rank better?
 
-Reads finished runs (``sampler.jsonl``: every client's latest estimate per round;
-``metrics.jsonl``: who trained), rebuilds each client's estimate at each of its
-participations, and compares, per round after every client has been estimated, the
+Reads finished runs (``sampler.jsonl``: every client's latest estimate per round, from the
+rounds before it; ``metrics.jsonl``: who trained), rebuilds the estimate each of a client's
+participations produced, and compares, per round after every client has been estimated, the
 Spearman correlation with the true label entropy of: the latest estimate (what the sampler
 uses), the mean of all of the client's estimates so far, and the mean of its last three.
 The selections are the run's own, so this says how well a smoothed estimate would have
@@ -25,6 +25,7 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from fedsim.compare.report import md_table
+from fedsim.results.entropy_report import estimates
 from fedsim.results.recorder import read_jsonl
 
 SMOOTHINGS = {
@@ -35,19 +36,33 @@ SMOOTHINGS = {
 
 
 def smoothed_spearman(run_dir: Path) -> pd.DataFrame:
-    """Per round after warm-up: Spearman of each smoothing of the estimates with the true entropy."""
+    """Per round after warm-up: Spearman of each smoothing of the estimates with the true entropy.
+
+    ``sampler.jsonl`` row t holds the estimates round t was chosen with, so the estimate a
+    client's participation in round t produced is in row t + 1: the history is built from
+    that row, joined on the round numbers. Each scored round checks that "latest" is exactly
+    the sampler's own estimate in that row (a ValueError if the records do not line up).
+    """
     true = np.asarray(json.loads((run_dir / "partition.json").read_text())["label_entropy"], dtype=float)
+    by_round = {row["round"]: estimates(row) for row in read_jsonl(run_dir / "sampler.jsonl")}
     history: list[list[float]] = [[] for _ in true]
     rows = []
-    for diagnostics, metrics in zip(read_jsonl(run_dir / "sampler.jsonl"), read_jsonl(run_dir / "metrics.jsonl")):
+    for metrics in read_jsonl(run_dir / "metrics.jsonl"):
+        after = by_round.get(metrics["round"] + 1)
+        if after is None:
+            continue
         for client in metrics["selected"]:
-            if diagnostics["entropy"][client] is not None:
-                history[client].append(diagnostics["entropy"][client])
+            if not np.isnan(after[client]):
+                history[client].append(float(after[client]))
         if any(not h for h in history):
             continue
+        latest = np.array([h[-1] for h in history])
+        if not np.allclose(latest, after, rtol=0, atol=1e-12):
+            raise ValueError(f"{run_dir}: round {metrics['round'] + 1}'s estimates are not the latest of the "
+                             "clients' participations; sampler.jsonl and metrics.jsonl do not line up")
         for name, smooth in SMOOTHINGS.items():
             estimate = [smooth(h) for h in history]
-            rows.append({"run": run_dir.name, "round": metrics["round"], "smoothing": name,
+            rows.append({"run": run_dir.name, "round": metrics["round"] + 1, "smoothing": name,
                          "spearman": spearmanr(estimate, true).statistic})
     return pd.DataFrame(rows)
 

@@ -10,10 +10,10 @@ then writes, next to the records:
 - ``fedsim-compare``'s report against uniform random (``comparison.md``, ``paired.csv`` ...);
 - ``estimator_quality.md``: for every sampler that estimates heterogeneity (``sampler.jsonl``
   with per-client entropies), per 25-round window, the Spearman correlation of the estimate
-  with the true label entropy and the AUC separating the most balanced group (largest alpha:
-  0.2 in setting 2, 0.5 in setting 1; none in setting 3, whose groups share one alpha) from
-  the rest, mean over seeds;
-- ``selection_health.md``: the fewest distinct clients trained in any 50-round window, per run;
+  with the true label entropy, Kendall's tau with and without the pairs of near-single-class
+  clients, and the AUC separating the most balanced group (largest alpha: 0.2 in setting 2,
+  0.5 in setting 1; none in setting 3, whose groups share one alpha) from the rest;
+- ``selection_health.md``: the fewest distinct clients picked in any 50 consecutive rounds, per run;
 - ``headline.md``: per sampler against random, the paired readings the report rests on
   (rounds to 75% as a ratio, mean accuracy over 200 rounds as a difference, with 95%
   intervals, sign-flip and Holm p-values and the verdict);
@@ -35,11 +35,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
+from scipy.stats import kendalltau, spearmanr
 from sklearn.metrics import roc_auc_score
 
-from fedsim.compare import compare, load, selection_health
+from fedsim.compare import compare, fewest_distinct, load, selection_health
 from fedsim.compare.report import md_table
+from fedsim.results.entropy_report import estimates
 from fedsim.results.recorder import read_jsonl
 from sweep import run_sweep
 
@@ -50,31 +51,53 @@ SAMPLERS = ["random", "random_proportional", "hics", "hics_reference", "hics_div
 
 
 NEAR_SINGLE_CLASS = 0.05
-"""True label entropies below this (nats) count as one tie in ``spearman_tied``: a client of one
-class with a few stray examples of another (1 in 1,200 gives 0.007) ranks above a pure one
-by true entropy, a difference no update-based estimate can be expected to see."""
+"""True label entropies below this (nats) mark a near-single-class client: one class with a few
+stray examples of another (1 in 1,200 gives 0.007). Such a client ranks above a pure one by true
+entropy, a difference no update-based estimate can be expected to see."""
 
 
-def estimator_quality(run_dir: Path, window: int = 25) -> list[dict]:
-    """Per round after warm-up: Spearman(estimate, true entropy), the same with near-single-class
-    clients tied (``NEAR_SINGLE_CLASS``), and the AUC of the most balanced group."""
+def kendall_outside_ties(estimate: np.ndarray, true: np.ndarray, tie_below: float = NEAR_SINGLE_CLASS) -> float:
+    """Kendall's tau over the client pairs whose order the estimate can be asked to get right.
+
+    Pairs of two near-single-class clients (both true entropies below ``tie_below``) and pairs
+    with equal true entropy are left out; of the rest, (concordant - discordant) / pairs, a tie
+    in the estimate counting as neither. The true entropies themselves score 1.
+    """
+    i, j = np.triu_indices(len(true), k=1)
+    keep = ~((true[i] < tie_below) & (true[j] < tie_below)) & (true[i] != true[j])
+    if not keep.any():
+        return np.nan
+    agree = np.sign(estimate[i] - estimate[j]) * np.sign(true[i] - true[j])
+    return float(agree[keep].mean())
+
+
+def most_balanced(groups: np.ndarray, alphas: list[float] | None) -> np.ndarray | None:
+    """Clients of the group(s) with the largest Dirichlet alpha; None when there is no such group
+    to separate (no alphas recorded, or every group has the same alpha, as in setting 3)."""
+    if not alphas or len(set(alphas)) == 1:
+        return None
+    alphas = np.asarray(alphas, dtype=float)
+    return alphas[groups] == alphas.max()
+
+
+def estimator_quality(run_dir: Path, alphas: list[float] | None, window: int = 25) -> list[dict]:
+    """Per round after warm-up: Spearman(estimate, true entropy), Kendall's tau all pairs and
+    outside near-single-class pairs (:func:`kendall_outside_ties`), and the AUC of the most
+    balanced group (:func:`most_balanced`; NaN where there is none)."""
     partition = json.loads((run_dir / "partition.json").read_text())
     true = np.asarray(partition["label_entropy"], dtype=float)
-    tied = np.where(true < NEAR_SINGLE_CLASS, 0.0, true)
     groups = np.asarray(partition.get("groups") or [0] * len(true))
-    balanced = groups == groups.max()
+    balanced = most_balanced(groups, alphas)
     out = []
     for row in read_jsonl(run_dir / "sampler.jsonl"):
-        if row.get("entropy") is None:
-            continue
-        estimate = np.array([np.nan if h is None else h for h in row["entropy"]], dtype=float)
-        known = ~np.isnan(estimate)
-        if known.sum() < len(true):  # after warm-up only: every client estimated
+        estimate = estimates(row)
+        if estimate is None or np.isnan(estimate).any():  # after warm-up only: every client estimated
             continue
         out.append({"round": row["round"], "window": (row["round"] - 1) // window,
                     "spearman": spearmanr(estimate, true).statistic,
-                    "spearman_tied": spearmanr(estimate, tied).statistic,
-                    "auc": np.nan if balanced.all() else roc_auc_score(balanced, estimate)})
+                    "kendall": kendalltau(estimate, true).statistic,
+                    "kendall_outside": kendall_outside_ties(estimate, true),
+                    "auc": np.nan if balanced is None else roc_auc_score(balanced, estimate)})
     return out
 
 
@@ -82,7 +105,7 @@ def write_estimator_quality(out: Path, study) -> Path:
     """``estimator_quality.md``: mean Spearman / AUC per sampler and window over seeds."""
     rows = []
     for run in study.runs.itertuples():
-        for entry in estimator_quality(out / run.run):
+        for entry in estimator_quality(out / run.run, run.alphas):
             rows.append({"sampler": run.sampler, "seed": run.seed, **entry})
     path = out / "estimator_quality.md"
     if not rows:
@@ -92,33 +115,41 @@ def write_estimator_quality(out: Path, study) -> Path:
     per_window = table.groupby(["sampler", "window"]).agg(
         rounds=("round", lambda r: f"{r.min()}-{r.max()}"), seeds=("seed", "nunique"),
         spearman=("spearman", "mean"), spearman_min=("spearman", "min"), below=("spearman", lambda r: (r < 0.8).mean()),
-        tied_min=("spearman_tied", "min"), auc=("auc", "mean")).reset_index()
+        kendall_min=("kendall", "min"), outside_min=("kendall_outside", "min"), auc=("auc", "mean")).reset_index()
     lines = [[r.sampler, r.rounds, r.seeds, f"{r.spearman:.2f}", f"{r.spearman_min:.2f}", f"{r.below:.2f}",
-              f"{r.tied_min:.2f}", f"{r.auc:.2f}"] for r in per_window.itertuples()]
+              f"{r.kendall_min:.2f}", f"{r.outside_min:.2f}", f"{r.auc:.2f}"] for r in per_window.itertuples()]
     text = (f"Produced by: `{REPORT_COMMAND}`. Per 25-round window "
             "after warm-up: Spearman correlation of each client's estimated entropy with its true label entropy "
-            "(mean over seeds and rounds, the lowest single round, and the share of rounds below 0.8), the lowest "
-            f"single round once true entropies below {NEAR_SINGLE_CLASS} nats count as one tie (clients of one class "
-            "whose few stray examples of another no estimate can see), and the AUC with which the estimate "
-            "separates the most balanced group (the largest alpha) from the rest (nan: one alpha for all).\n\n"
+            "(mean over seeds and rounds, the lowest single round, and the share of rounds below 0.8); the lowest "
+            "single-round Kendall's tau over all client pairs, and over the pairs left once pairs of two "
+            f"near-single-class clients (true entropy below {NEAR_SINGLE_CLASS} nats: one class and a few stray "
+            "examples of another, differences no estimate can see) are left out (the true entropies score 1 "
+            "on both); and the AUC with which the estimate separates the most balanced group (the largest alpha) "
+            "from the rest (nan: every group has the same alpha).\n\n"
             + md_table(["sampler", "rounds", "seeds", "Spearman (mean)", "Spearman (min)", "rounds < 0.8",
-                        f"Spearman, H < {NEAR_SINGLE_CLASS} tied (min)", "AUC largest alpha (mean)"], lines) + "\n")
+                        "Kendall, all pairs (min)", f"Kendall, pairs both < {NEAR_SINGLE_CLASS} left out (min)",
+                        "AUC largest alpha (mean)"], lines) + "\n")
     path.write_text(text)
     return path
 
 
 def write_selection_health(out: Path, study) -> Path:
-    """``selection_health.md``: fewest distinct clients in any 50-round window, per run."""
-    health = selection_health(study, 50)
-    worst = health.groupby(["sampler", "seed"]).agg(fewest=("distinct_clients", "min"),
-                                                    mean=("distinct_clients", "mean"),
-                                                    top5=("top5_share", "mean")).reset_index()
-    lines = [[r.sampler, r.seed, r.fewest, f"{r.mean:.1f}", f"{r.top5:.2f}"] for r in worst.itertuples()]
+    """``selection_health.md``: per run, the fewest distinct clients picked in any 50 consecutive
+    rounds (every start: the window the exploration guarantee speaks of), and the mean and top-5
+    share over the 50-round blocks."""
+    fewest = fewest_distinct(study, 50)
+    blocks = selection_health(study, 50).groupby(["sampler", "seed"]).agg(
+        mean=("distinct_clients", "mean"), top5=("top5_share", "mean")).reset_index()
+    table = fewest.merge(blocks, on=["sampler", "seed"]).sort_values(["sampler", "seed"])
+    lines = [[r.sampler, r.seed, r.fewest_distinct, f"{r.fewest_window}-{r.fewest_window + 49}", f"{r.mean:.1f}",
+              f"{r.top5:.2f}"] for r in table.itertuples()]
     path = out / "selection_health.md"
-    path.write_text(f"Produced by: `{REPORT_COMMAND}`. Distinct clients "
-                    "trained per 50-round window (of 50 clients): the fewest in any window and the mean; top-5 "
-                    "share: share of slots taken by the 5 most-picked clients (mean over windows).\n\n"
-                    + md_table(["sampler", "seed", "fewest distinct", "mean distinct", "top-5 share"], lines) + "\n")
+    path.write_text(f"Produced by: `{REPORT_COMMAND}`. Distinct clients picked (of 50): the fewest in any 50 "
+                    "consecutive rounds (every start) and the rounds where that was, the mean over the 50-round "
+                    "blocks 1-50, 51-100, ...; top-5 share: share of a block's slots taken by its 5 most-picked "
+                    "clients (mean over blocks).\n\n"
+                    + md_table(["sampler", "seed", "fewest distinct in 50 rounds", "where", "mean distinct per block",
+                                "top-5 share"], lines) + "\n")
     return path
 
 
@@ -190,13 +221,14 @@ def main() -> None:
     if args.experiment != "paper_fmnist_s2":
         global REPORT_COMMAND
         REPORT_COMMAND += f" --experiment {args.experiment}"
+    for switch in args.ablate:  # checked before hours of runs, not after
+        if "=" not in switch:
+            parser.error(f"--ablate {switch}: write SWITCH=VALUE, e.g. estimator=bias")
     if not args.report_only:
         run_sweep(args.out, args.experiment, args.samplers, args.seeds, args.jobs, extra)
         for switch in args.ablate:
-            if "=" not in switch:
-                parser.error(f"--ablate {switch}: write SWITCH=VALUE, e.g. estimator=bias")
             run_sweep(args.ablations / switch.replace("=", "_"), args.experiment, ["hics_diverse"], args.seeds, args.jobs,
-                      [*extra, f"sampler.{switch}"])
+                      [*extra, f"++sampler.{switch}"])
     compare([args.out], target=0.75, smooth=5, baseline="random", out=args.out)
     study = load([args.out]).finished()
     for path in (write_headline(args.out), write_estimator_quality(args.out, study),

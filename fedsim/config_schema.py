@@ -44,7 +44,14 @@ class TrainConfig:
 
 @dataclass
 class HicsConfig:
-    """HiCS-FL's hyperparameters, read by ``conf/sampler/hics*.yaml``."""
+    """HiCS-FL's hyperparameters, read by the ``conf/sampler/hics*.yaml`` presets.
+
+    Not every preset reads every key: ``hics`` reads all four, ``hics_oracle`` gamma0, lam
+    and num_clusters, ``hics_diverse`` temperature, lam and num_clusters (it fixes gamma0),
+    ``hics_reference`` only num_clusters (it fixes temperature, gamma0 and lam to the
+    authors' code). A fixed value is overridden with ``sampler.<key>=...``, not here;
+    ``conf/config.yaml`` lists the same.
+    """
 
     temperature: float = 0.0025
     gamma0: float = 4.0

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from fedsim.config import CONF_DIR
 from fedsim.config_schema import IDENTITY_IGNORED_KEYS, FedsimConfig
 from fedsim.errors import ConfigError, first_line
+from fedsim.results.checkpoint import CHECKPOINT
 
 RESUME_COMPATIBLE = ("resume", "progress", "log_level", "flower_log_level", "engine", "device")
 """Settings that may be given with ``resume=``: they change how, not what, the run computes."""
@@ -48,6 +49,7 @@ def plan_run(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> t
         if (saved_dir / "summary.json").exists():
             print(f"fedsim: {saved_dir} already finished; nothing to resume", file=sys.stderr)
             return None
+        check_resumable(saved_dir, saved_cfg)
         for key in ("progress", "log_level", "flower_log_level", "engine", "device"):
             saved_cfg[key] = cfg[key]  # how to run comes from this command, what to run from the folder
         print(f"fedsim: resuming {saved_dir} with its saved config", file=sys.stderr)
@@ -64,8 +66,23 @@ def plan_run(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> t
     if (run_dir / "summary.json").exists():
         print(f"fedsim: {run_dir} already finished; skipped", file=sys.stderr)
         return None
+    check_resumable(run_dir, cfg)
     print(f"fedsim: {run_dir} is unfinished; resuming it", file=sys.stderr)
     return run_dir, cfg, True
+
+
+def check_resumable(run_dir: Path, cfg: DictConfig) -> None:
+    """Refuse (ConfigError) to continue a run from a checkpoint that cannot hold all its state.
+
+    With ``train.keep_optimizer_state`` each client's optimizer state (SGD momentum) lives on
+    its node between participations; the server's checkpoint does not have it, so a run
+    continued from one would differ from the uninterrupted run. Without a checkpoint a
+    resume starts again at round 1, which repeats the run exactly, so that is allowed.
+    """
+    if cfg.train.get("keep_optimizer_state") and (run_dir / CHECKPOINT).exists():
+        raise ConfigError(f"{run_dir}: train.keep_optimizer_state=true runs cannot be resumed (the clients' "
+                          f"optimizer state is not in {CHECKPOINT}, so the run would differ from an uninterrupted "
+                          f"one); run it again in a new folder, or set checkpoint_every=0 for such runs")
 
 
 def _essence(cfg: DictConfig, ignored: tuple[str, ...] = IDENTITY_IGNORED_KEYS) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import pytest
 from compare_helpers import HICS, write_run
 from fedsim.compare.load import load
 from fedsim.compare.metrics import (
-    group_shares, km_summary, per_run, rounds_to_target, selection_health, selection_summary, summarize,
+    fewest_distinct, group_shares, km_summary, per_run, rounds_to_target, selection_health, selection_summary, summarize,
 )
 
 
@@ -124,6 +124,21 @@ def test_selection_health_by_hand(tmp_path: Path) -> None:
     assert health.loc["3-4", "distinct_clients"] == 4
     assert health.loc["3-4", "repeat_rate"] == 0.25  # round 3: 1/2, round 4: 0
     assert health.loc["3-4", "top5_share"] == 1.0
+
+
+def test_fewest_distinct_sees_windows_that_straddle_blocks(tmp_path: Path) -> None:
+    # blocks of 2 rounds (1-2, 3-4) pick 3 and 4 distinct clients; rounds 2-3 pick only client 1
+    write_run(tmp_path, "a", accuracies=[0.5] * 4, selected=[[0, 1, 2], [1], [1], [2, 3, 4]])
+    blocks = selection_health(load([tmp_path]), window=2)
+    assert blocks["distinct_clients"].min() == 3
+    row = fewest_distinct(load([tmp_path]), window=2).iloc[0]
+    assert (row["fewest_distinct"], row["fewest_window"]) == (1, 2)
+
+
+def test_fewest_distinct_of_a_run_shorter_than_the_window(tmp_path: Path) -> None:
+    write_run(tmp_path, "a", accuracies=[0.5] * 3, selected=[[0, 1], [1, 2], [2, 3]])
+    row = fewest_distinct(load([tmp_path]), window=50).iloc[0]
+    assert (row["fewest_distinct"], row["fewest_window"]) == (4, 1)
 
 
 def test_top5_share_and_window_means(tmp_path: Path) -> None:

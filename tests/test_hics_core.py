@@ -137,6 +137,19 @@ def test_draw_from_clusters_skips_exhausted_clusters_and_weights_by_size():
     assert counts[1] > 180
 
 
+
+def test_draw_from_clusters_when_the_open_clusters_probabilities_underflowed():
+    # strong annealing: cluster 1 (three clients) takes all the mass, cluster 0 none; once
+    # cluster 1 is exhausted the draw goes on uniformly over what is left instead of 0/0
+    labels = np.array([0, 0, 0, 1])
+    probs = cluster_probabilities(np.array([0.0, 2.3]), 400.0)
+    assert probs[0] == 0.0
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        picked = draw_from_clusters(rng, labels, probs, 3)
+        assert len(set(picked)) == 3 and picked[0] == 3
+    assert draw_from_clusters(rng, np.array([0, 0]), np.array([1.0]), 2, np.zeros(2)) in ([0, 1], [1, 0])
+
 # ------------------------------------------------------------- selection
 @pytest.mark.parametrize("order", ["random", "index"])
 def test_warmup_covers_every_client_once(order):

@@ -464,6 +464,27 @@ def test_rerun_into_a_finished_run_folder_is_skipped(runs, tmp_path):
     assert tree_hashes(folder) == before
 
 
+@pytest.mark.parametrize("how", ["resume=", "rerun"])
+def test_a_run_whose_clients_keep_optimizer_state_is_not_resumed_from_a_checkpoint(runs, tmp_path, how):
+    def keep_state(plain):
+        plain["train"]["keep_optimizer_state"] = True
+
+    folder = foreign_config(runs, tmp_path, keep_state)
+    assert (folder / "checkpoint.npz").exists()
+    before = tree_hashes(folder)
+    with pytest.raises(ConfigError, match="keep_optimizer_state=true runs cannot be resumed") as err:
+        if how == "resume=":
+            resume_like_the_cli(folder, tmp_path / "log")
+        else:
+            plan_run(compose_config(RUN + ["train.keep_optimizer_state=true"]), folder,
+                     RUN + ["train.keep_optimizer_state=true"])
+    one_line(str(err.value))
+    assert tree_hashes(folder) == before
+    (folder / "checkpoint.npz").unlink()  # no checkpoint: the run starts again at round 1, exactly
+    assert plan_run(compose_config(RUN + ["train.keep_optimizer_state=true"]), folder,
+                    RUN + ["train.keep_optimizer_state=true"])[2] is True
+
+
 @pytest.mark.parametrize("files", [("summary.json",), ("partition.json",), ("summary.json", "partition.json"),
                                    ("config.yaml",)])
 def test_folder_with_user_files_but_no_records_is_refused(tmp_path, files):

@@ -272,9 +272,9 @@ def spy(monkeypatch):
 
 
 @pytest.mark.parametrize("n, calls", [
-    (1001, [("landmarks", 1000), ("ward", 1000, 10)]),  # defaults: max_micro 1000, 10 neighbours
-    (4000, [("landmarks", 1000), ("ward", 1000, 10)]),  # up to direct_factor 4 * max_micro: Ward
-    (4001, [("kmeans", 1000)]),  # above: k-means
+    (501, [("landmarks", 500), ("ward", 500, 10)]),  # defaults: max_micro DEFAULT_MICRO_CLUSTERS = 500, 10 neighbours
+    (2000, [("landmarks", 500), ("ward", 500, 10)]),  # up to direct_factor 4 * max_micro: Ward
+    (2001, [("kmeans", 500)]),  # above: k-means
 ])
 def test_scalable_clusters_choose_the_micro_cluster_step_by_size(spy, n, calls):
     labels, _ = scalable_clusters(_line_embedding(n), 2, np.random.default_rng(0), 1.0)

@@ -43,6 +43,7 @@ def compare(paths: Sequence[str | Path], *, target: float = 0.75, smooth: int = 
     paired = stats.paired(per_run, baseline, effects=effects)
     health = metrics.selection_health(done, window)
     selection = metrics.selection_summary(health) if not health.empty else health
+    fewest = metrics.fewest_distinct(done, window)
     shares = metrics.group_shares(done)
     written: list[Path] = []
     if plots:
@@ -52,16 +53,16 @@ def compare(paths: Sequence[str | Path], *, target: float = 0.75, smooth: int = 
                     plotting.learning_curves(done, target, out_dir / "learning_curves.png")]
         written += [p for p in (plotting.participation(shares, out_dir / "participation.png"),
                                 plotting.per_class(done, out_dir / "per_class.png")) if p is not None]
-    markdown = report.to_markdown(summary, paired, selection, shares, target=target, smooth=smooth, window=window,
+    markdown = report.to_markdown(summary, paired, selection, shares, fewest=fewest, target=target, smooth=smooth, window=window,
                                   baseline=baseline, effects=effects, unfinished=study.unfinished,
                                   plots=[p.name for p in written], final_window=final_window)
-    files = {"comparison.md": None, "comparison.csv": report.summary_csv(summary, selection), "paired.csv": paired,
+    files = {"comparison.md": None, "comparison.csv": report.summary_csv(summary, selection, fewest), "paired.csv": paired,
              "per_run.csv": per_run, "selection.csv": health}
     (out_dir / "comparison.md").write_text(markdown)
     for name, frame in files.items():
         if frame is not None:
             report.write_csv(frame, out_dir / name)
-    result.update(per_run=per_run, summary=summary, paired=paired, selection=selection, shares=shares,
+    result.update(per_run=per_run, summary=summary, paired=paired, selection=selection, fewest=fewest, shares=shares,
                   markdown=markdown, files=[out_dir / n for n in files] + written)
     return result
 

@@ -69,9 +69,10 @@ PAIRED_COLUMNS = {
     "seeds needed": "paired t-test (alpha 0.05, power 0.8) seeds for the stated effect given the observed std of the paired differences; after `/` the same with alpha divided by the number of samplers compared (Bonferroni, Holm's strictest step).",
 }
 SELECTION_COLUMNS = {
-    "distinct": "distinct clients picked in the window (mean over seeds).",
+    "distinct": "distinct clients picked in the block of rounds (mean over seeds).",
     "repeat": "share of a round's clients that were also picked the round before.",
-    "top-5": "share of the window's selection slots taken by its 5 most-picked clients.",
+    "top-5": "share of the block's selection slots taken by its 5 most-picked clients.",
+    "fewest distinct in any window": "the fewest distinct clients picked in any run of that many consecutive rounds (every start, not only the blocks), lowest-highest over seeds.",
     "alpha=… columns": "share of all selections (pooled over seeds and rounds) that went to the heterogeneity group with that Dirichlet alpha; the `(clients)` row is each group's share of clients.",
 }
 
@@ -125,15 +126,18 @@ def _paired_rows(paired: pd.DataFrame) -> list[list[Any]]:
     return rows
 
 
-def _selection_rows(selection: pd.DataFrame) -> tuple[list[str], list[list[Any]]]:
+def _selection_rows(selection: pd.DataFrame, fewest: pd.DataFrame, window: int) -> tuple[list[str], list[list[Any]]]:
     windows = list(dict.fromkeys(selection.sort_values("window_start")["window"]))
     rows = []
     for sampler, g in selection.groupby("sampler", sort=False):
         by = g.set_index("window")
         cells = [f"{num(by.at[w, 'distinct_clients'], 1)} / {num(by.at[w, 'repeat_rate'], 2)} / {num(by.at[w, 'top5_share'], 2)}"
                  if w in by.index else "-" for w in windows]
-        rows.append([sampler] + cells)
-    return ["sampler"] + [f"rounds {w}: distinct / repeat / top-5" for w in windows], rows
+        worst = fewest.loc[fewest["sampler"] == sampler, "fewest_distinct"]
+        span = "-" if worst.empty else (f"{worst.min()}" if worst.min() == worst.max() else f"{worst.min()}-{worst.max()}")
+        rows.append([sampler, span] + cells)
+    return (["sampler", f"fewest distinct in any {window} rounds"]
+            + [f"rounds {w}: distinct / repeat / top-5" for w in windows], rows)
 
 
 def _share_rows(shares: pd.DataFrame) -> tuple[list[str], list[list[Any]]]:
@@ -146,7 +150,7 @@ def _share_rows(shares: pd.DataFrame) -> tuple[list[str], list[list[Any]]]:
 
 
 def to_markdown(summary: pd.DataFrame, paired: pd.DataFrame, selection: pd.DataFrame, shares: pd.DataFrame, *,
-                target: float, smooth: int, window: int, baseline: str, effects: Sequence[str],
+                fewest: pd.DataFrame | None = None, target: float, smooth: int, window: int, baseline: str, effects: Sequence[str],
                 unfinished: pd.DataFrame | None = None, plots: Sequence[str] = (), final_window: int = 10) -> str:
     """The whole report: per setting a speed table, an accuracy table, the paired comparison,
     selection health and group shares; then what every column means."""
@@ -184,7 +188,9 @@ def to_markdown(summary: pd.DataFrame, paired: pd.DataFrame, selection: pd.DataF
             out += [f"No `{baseline}` runs in this setting: no paired comparison.", ""]
         sel = selection[selection["setting"] == setting]
         if not sel.empty:
-            header, rows = _selection_rows(sel)
+            few = fewest[fewest["setting"] == setting] if fewest is not None else pd.DataFrame(
+                columns=["sampler", "fewest_distinct"])
+            header, rows = _selection_rows(sel, few, window)
             out += ["### Selection health (mean over seeds)", "", md_table(header, rows), ""]
         sh = shares[shares["setting"] == setting]
         if not sh.empty:
@@ -201,13 +207,19 @@ def to_markdown(summary: pd.DataFrame, paired: pd.DataFrame, selection: pd.DataF
     return "\n".join(out)
 
 
-def summary_csv(summary: pd.DataFrame, selection: pd.DataFrame) -> pd.DataFrame:
-    """The per-sampler table for comparison.csv, with selection health averaged over windows."""
+def summary_csv(summary: pd.DataFrame, selection: pd.DataFrame, fewest: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The per-sampler table for comparison.csv, with selection health averaged over blocks and
+    the fewest distinct clients in any window (lowest and highest over seeds)."""
     if selection.empty:
         return summary
     sel = selection.groupby(["setting", "sampler"], sort=False)[["distinct_clients", "repeat_rate", "top5_share"]].mean()
     sel = sel.add_prefix("selection_").reset_index()
-    return summary.merge(sel, on=["setting", "sampler"], how="left")
+    out = summary.merge(sel, on=["setting", "sampler"], how="left")
+    if fewest is not None and not fewest.empty:
+        worst = (fewest.groupby(["setting", "sampler"], sort=False)["fewest_distinct"]
+                 .agg(selection_fewest_distinct_min="min", selection_fewest_distinct_max="max").reset_index())
+        out = out.merge(worst, on=["setting", "sampler"], how="left")
+    return out
 
 
 def write_csv(frame: pd.DataFrame, path) -> None:

@@ -24,12 +24,21 @@ MIN_TRUE_SPREAD = 0.1
 """Std (nats) of the clients' true label entropies below which a rank correlation means little."""
 
 
+def estimates(sampler_row: dict[str, Any]) -> np.ndarray | None:
+    """One ``sampler.jsonl`` row's per-client estimated entropies (NaN for a client not yet
+    estimated); None if the row has none (a sampler that does not estimate).
+
+    Row t holds the estimates the sampler chose round t's clients with, i.e. from the
+    updates of rounds before t."""
+    entropy = sampler_row.get("entropy")
+    return None if entropy is None else np.array([np.nan if h is None else h for h in entropy], dtype=float)
+
+
 def latest_estimates(sampler_rows: list[dict[str, Any]]) -> np.ndarray | None:
-    """Each client's most recent estimated entropy (NaN where it never reported)."""
+    """Each client's estimated entropy in the last row that has estimates (NaN where it never
+    reported): what the sampler used for the last recorded round."""
     rows = [r for r in sampler_rows if r.get("entropy") is not None]
-    if not rows:
-        return None
-    return np.array([np.nan if h is None else h for h in rows[-1]["entropy"]], dtype=float)
+    return estimates(rows[-1]) if rows else None
 
 
 def entropy_agreement(estimated: np.ndarray, true: np.ndarray) -> float | None:

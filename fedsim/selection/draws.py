@@ -42,7 +42,9 @@ def draw_from_clusters(
     Repeat: draw cluster m ~ pi (renormalised over clusters that still have an unpicked
     client), then a client of m among the unpicked ones, with probability proportional to
     ``client_weights`` (paper: data share p_k) or uniformly when it is None (authors'
-    code). The authors' code draws all K cluster labels first (re-drawing full clusters)
+    code). When every cluster that still has a client has probability 0 (annealing so
+    strong that the softmax underflows), the next cluster is drawn uniformly among them,
+    and likewise a client among members whose weights are all 0. The authors' code draws all K cluster labels first (re-drawing full clusters)
     and then the clients; that is the same distribution, because which clusters are full
     depends only on how many clients each has given, so one procedure serves both.
     """
@@ -54,9 +56,12 @@ def draw_from_clusters(
         open_clusters = np.zeros(len(cluster_probs), dtype=bool)
         open_clusters[labels[unpicked]] = True
         probs = np.where(open_clusters, cluster_probs, 0.0)
+        if probs.sum() <= 0:  # every open cluster's probability underflowed to 0 (strong annealing)
+            probs = open_clusters.astype(np.float64)
         m = rng.choice(len(probs), p=probs / probs.sum())
         members = np.flatnonzero(unpicked & (labels == m))
-        k = int(rng.choice(members, p=weights[members] / weights[members].sum()))
+        member_weights = weights[members] if weights[members].sum() > 0 else np.ones(len(members))
+        k = int(rng.choice(members, p=member_weights / member_weights.sum()))
         unpicked[k] = False
         picked.append(k)
     return picked

@@ -25,7 +25,7 @@ from fedsim.selection.base import ClientReport, ProbeReport, Sampler
 from fedsim.selection.clustered import fraboni_distributions
 from fedsim.selection.draws import draw_from_clusters, draw_one_per_row, least_recently_picked
 from fedsim.selection.geometry import hics_distance_matrix
-from fedsim.selection.hics_scalable import hics_embedding, scalable_clusters
+from fedsim.selection.hics_scalable import DEFAULT_MICRO_CLUSTERS, hics_embedding, scalable_clusters
 
 
 def estimate_entropy(updates: np.ndarray, temperature: float) -> np.ndarray | float:
@@ -124,14 +124,18 @@ class HiCSSampler(Sampler):
         see ``fedsim.selection.hics_scalable``). Equals "exact" when there are at most
         ``micro_clusters`` candidates. Not combinable with ``variance_fallback``, which
         needs the matrix.
-    micro_clusters : scalable mode only: number of micro-clusters m (memory O(m^2)).
+    micro_clusters : scalable mode only: number of micro-clusters m (memory O(m^2));
+        default ``DEFAULT_MICRO_CLUSTERS`` (500) of ``fedsim.selection.hics_scalable``.
     exploration_rate : r, fedsim's variant: after warm-up, round t gives
         ``floor(r t) - floor(r (t - 1))`` of its K slots (r per round on average, spread
         evenly) to the available clients picked longest ago (ties at random); the rest go to
         the entropy-guided draw. With every client available, any W consecutive rounds then
-        train at least min(N, floor(W r)) distinct clients: if an exploration pick repeated a
-        client inside the window, every other client was picked in between. It also keeps
-        the stored updates fresh. 0 (paper) turns it off.
+        pick at least min(N, floor(W r)) distinct clients (and train them, when every picked
+        client is available and replies; a client that fails still counts as picked): if an
+        exploration pick repeated a client inside the window, every other client was picked
+        in between. With ``refresh`` True it thereby also keeps the stored updates fresh
+        (with ``refresh`` False they stay frozen at the first report whatever is picked).
+        0 (paper) turns it off.
 
     Clients that have never reported are never treated as balanced: every available one
     is sampled first (warm-up in rounds 1..ceil(N/K); later joiners in the next round).
@@ -154,7 +158,7 @@ class HiCSSampler(Sampler):
         variance_threshold: float = 0.1,
         normalize_by_steps: bool = False,
         mode: str = "exact",
-        micro_clusters: int = 500,
+        micro_clusters: int = DEFAULT_MICRO_CLUSTERS,
         exploration_rate: float = 0.0,
     ) -> None:
         choices = {

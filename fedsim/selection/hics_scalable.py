@@ -54,6 +54,10 @@ from sklearn.neighbors import kneighbors_graph
 
 from fedsim.selection.geometry import hics_distance_matrix, squared_distances_from_gram, unit_rows
 
+#: Default number of micro-clusters m, shared by :func:`scalable_clusters` and
+#: ``HiCSSampler(micro_clusters=...)`` so the two cannot drift apart (docs/hics-fl.md, section 8).
+DEFAULT_MICRO_CLUSTERS = 500
+
 
 def hics_embedding(directions: np.ndarray, entropies: np.ndarray, lam: float) -> np.ndarray:
     """Points (N, D + 1) whose Euclidean geometry follows the HiCS distance.
@@ -203,7 +207,7 @@ def scalable_clusters(
     rng: np.random.Generator,
     lam: float,
     init: np.ndarray | None = None,
-    max_micro: int = 1000,
+    max_micro: int = DEFAULT_MICRO_CLUSTERS,
     direct_factor: float = 4.0,
     num_landmarks: int | None = None,
     neighbors: int = 10,

@@ -1,0 +1,98 @@
+"""The heterogeneity study's report helpers (experiments/heterogeneity_sampling.py and
+experiments/estimate_smoothing.py) on hand-made records."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+
+
+def load_script(name: str) -> ModuleType:
+    sys.path.insert(0, str(EXPERIMENTS))  # the scripts import experiments/sweep.py, as when run directly
+    spec = importlib.util.spec_from_file_location(name, EXPERIMENTS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def study() -> ModuleType:
+    return load_script("heterogeneity_sampling")
+
+
+@pytest.fixture(scope="module")
+def smoothing() -> ModuleType:
+    return load_script("estimate_smoothing")
+
+
+def test_kendall_outside_ties_scores_the_truth_one_and_ignores_near_single_class_pairs(study) -> None:
+    true = np.array([0.0, 0.007, 0.02, 0.9, 1.5])
+    assert study.kendall_outside_ties(true, true) == 1.0
+    # the three near-single-class clients in the reverse order: only their own pairs are wrong
+    estimate = np.array([0.03, 0.02, 0.01, 0.9, 1.5])
+    assert study.kendall_outside_ties(estimate, true) == 1.0
+    assert study.kendall_outside_ties(estimate, true, tie_below=0.0) < 1.0
+    # a balanced client estimated below a single-class one: one of the 7 kept pairs discordant
+    swapped = np.array([0.95, 0.0, 0.0, 0.9, 1.5])
+    kept_pairs = 10 - 3  # the 3 pairs among clients 0-2 are left out
+    assert study.kendall_outside_ties(swapped, true) == pytest.approx((kept_pairs - 2) / kept_pairs)
+
+
+def test_most_balanced_group_only_when_alphas_differ(study) -> None:
+    groups = np.array([0, 0, 1, 1, 2])
+    assert study.most_balanced(groups, [0.001, 0.2, 0.2]).tolist() == [False, False, True, True, True]
+    assert study.most_balanced(groups, [0.001, 0.001, 0.001]) is None  # setting 3: nothing to separate
+    assert study.most_balanced(groups, None) is None
+
+
+def write_estimate_run(run_dir: Path, selected: list[list[int]], produced: dict[int, dict[int, float]]) -> None:
+    """Records of a run whose participation of client c in round t produced estimate produced[t][c];
+    sampler.jsonl row t holds the estimates from the rounds before t, as the sampler records them."""
+    run_dir.mkdir(parents=True)
+    true = [0.0, 0.5, 1.0, 1.5]
+    (run_dir / "partition.json").write_text(json.dumps({"label_entropy": true}))
+    latest: list[float | None] = [None] * len(true)
+    sampler_rows, metric_rows = [], []
+    for t, picks in enumerate(selected, start=1):
+        sampler_rows.append({"round": t, "entropy": list(latest)})
+        metric_rows.append({"round": t, "selected": picks})
+        for c in picks:
+            latest[c] = produced[t][c]
+    sampler_rows.append({"round": len(selected) + 1, "entropy": list(latest)})  # as a longer run would
+    (run_dir / "sampler.jsonl").write_text("".join(json.dumps(r) + "\n" for r in sampler_rows))
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in metric_rows))
+
+
+def test_smoothing_history_takes_each_participation_s_own_estimate(smoothing, tmp_path: Path) -> None:
+    selected = [[0, 1], [2, 3], [0, 1], [2, 3]]
+    produced = {1: {0: 0.1, 1: 0.4}, 2: {2: 1.1, 3: 1.4}, 3: {0: 0.3, 1: 0.8}, 4: {2: 0.9, 3: 1.6}}
+    write_estimate_run(tmp_path / "run", selected, produced)
+    table = smoothing.smoothed_spearman(tmp_path / "run").set_index(["round", "smoothing"])["spearman"]
+    # scored from round 3 (every client estimated after round 2's participations)
+    assert sorted({r for r, _ in table.index}) == [3, 4, 5]
+    # round 5 uses round 4's participations: latest 0.3, 0.8, 0.9, 1.6 is in the true order
+    assert table[(5, "latest")] == pytest.approx(1.0)
+    # the mean of all: client 0 (0.1+0.3)/2, 1 (0.4+0.8)/2, 2 (1.1+0.9)/2, 3 (1.4+1.6)/2
+    assert table[(5, "mean of all")] == pytest.approx(1.0)
+    # round 4: 0.3, 0.8, 1.1, 1.4: in order too; an off-by-one history would hold fewer rounds
+    assert len(table) == 3 * len(smoothing.SMOOTHINGS)
+
+
+def test_smoothing_refuses_records_that_do_not_line_up(smoothing, tmp_path: Path) -> None:
+    write_estimate_run(tmp_path / "run", [[0, 1], [2, 3], [0, 1]],
+                       {1: {0: 0.1, 1: 0.4}, 2: {2: 1.1, 3: 1.4}, 3: {0: 0.3, 1: 0.8}})
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+    rows[2]["selected"] = [2, 3]  # who trained no longer matches the estimates that changed
+    metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(ValueError, match="do not line up"):
+        smoothing.smoothed_spearman(tmp_path / "run")
