@@ -101,8 +101,30 @@ def estimator_quality(run_dir: Path, alphas: list[float] | None, window: int = 2
     return out
 
 
+def plot_estimator_quality(table: pd.DataFrame, path: Path) -> None:
+    """Spearman with the true entropy and the balanced group's AUC per round: the mean over
+    seeds as a line, the lowest to highest seed as a band, one colour per sampler."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    long = table.melt(id_vars=["sampler", "seed", "round"], value_vars=["spearman", "auc"], var_name="measure")
+    long = long.dropna(subset=["value"])
+    grid = sns.relplot(long, x="round", y="value", hue="sampler", col="measure", kind="line", errorbar=("pi", 100),
+                       height=3.2, aspect=1.4, facet_kws={"sharey": False})
+    for ax in grid.axes.flat:
+        if ax.get_title().endswith("spearman"):
+            ax.axhline(0.8, color="grey", lw=0.8, ls="--")
+    grid.savefig(path, dpi=110)
+    plt.close(grid.figure)
+
+
 def write_estimator_quality(out: Path, study) -> Path:
-    """``estimator_quality.md``: mean Spearman / AUC per sampler and window over seeds."""
+    """``estimator_quality.md``: mean Spearman / Kendall / AUC per sampler and window over seeds;
+    every run's values per round in ``estimator_quality.csv`` and a plot of them
+    (``estimator_quality.png``: mean over seeds, band from the lowest to the highest seed)."""
     rows = []
     for run in study.runs.itertuples():
         for entry in estimator_quality(out / run.run, run.alphas):
@@ -112,13 +134,16 @@ def write_estimator_quality(out: Path, study) -> Path:
         path.write_text("No run with per-client entropy estimates yet.\n")
         return path
     table = pd.DataFrame(rows)
+    table.drop(columns="window").to_csv(out / "estimator_quality.csv", index=False, float_format="%.4g")
+    plot_estimator_quality(table, out / "estimator_quality.png")
     per_window = table.groupby(["sampler", "window"]).agg(
         rounds=("round", lambda r: f"{r.min()}-{r.max()}"), seeds=("seed", "nunique"),
         spearman=("spearman", "mean"), spearman_min=("spearman", "min"), below=("spearman", lambda r: (r < 0.8).mean()),
         kendall_min=("kendall", "min"), outside_min=("kendall_outside", "min"), auc=("auc", "mean")).reset_index()
     lines = [[r.sampler, r.rounds, r.seeds, f"{r.spearman:.2f}", f"{r.spearman_min:.2f}", f"{r.below:.2f}",
               f"{r.kendall_min:.2f}", f"{r.outside_min:.2f}", f"{r.auc:.2f}"] for r in per_window.itertuples()]
-    text = (f"Produced by: `{REPORT_COMMAND}`. Per 25-round window "
+    text = (f"Produced by: `{REPORT_COMMAND}` (every round of every run: `estimator_quality.csv`, plotted in "
+            "`estimator_quality.png`). Per 25-round window "
             "after warm-up: Spearman correlation of each client's estimated entropy with its true label entropy "
             "(mean over seeds and rounds, the lowest single round, and the share of rounds below 0.8); the lowest "
             "single-round Kendall's tau over all client pairs, and over the pairs left once pairs of two "
