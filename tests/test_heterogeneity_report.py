@@ -96,3 +96,19 @@ def test_smoothing_refuses_records_that_do_not_line_up(smoothing, tmp_path: Path
     metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(ValueError, match="do not line up"):
         smoothing.smoothed_spearman(tmp_path / "run")
+
+
+def test_estimator_quality_scores_rounds_after_warm_up_and_no_auc_for_one_alpha(study, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    true = [0.0, 0.01, 0.8, 1.2]
+    (run / "partition.json").write_text(json.dumps({"label_entropy": true, "groups": [0, 0, 1, 1]}))
+    rows = [{"round": 1, "entropy": [None] * 4}, {"round": 2, "entropy": [0.1, None, 0.9, 1.0]},
+            {"round": 3, "entropy": [0.2, 0.1, 0.9, 1.0]}, {"round": 4, "entropy": [0.2, 0.1, 1.1, 1.0]}]
+    (run / "sampler.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    scored = study.estimator_quality(run, [0.001, 0.2])
+    assert [r["round"] for r in scored] == [3, 4]  # rounds 1-2: not every client estimated yet
+    assert scored[0]["kendall_outside"] == 1.0 and scored[0]["spearman"] < 1.0  # only the near-single pair is off
+    assert scored[1]["kendall_outside"] == pytest.approx(3 / 5)  # 5 kept pairs, the 0.8/1.2 pair now reversed
+    assert scored[0]["auc"] == 1.0
+    assert all(np.isnan(r["auc"]) for r in study.estimator_quality(run, [0.001, 0.001]))
