@@ -37,7 +37,7 @@ class HiCSOracleSampler(HiCSSampler):
     Its preset ``conf/sampler/hics_oracle.yaml`` runs the paper's selection rule (absolute
     annealing, no exploration, no variance fallback), so ``hics_oracle`` bounds the paper's
     HiCS-FL rule fed with perfect knowledge, not the rule of fedsim's variant
-    (``hics_diverse``); ``sampler.annealing=relative sampler.gamma0=2 sampler.exploration_rate=0.7``
+    (``hics_diverse``); ``++sampler.annealing=relative sampler.gamma0=2 ++sampler.exploration_rate=0.7``
     gives the variant's rule on the truth.
     """
 
