@@ -14,10 +14,13 @@ metrics and summaries), :mod:`~fedsim.compare.stats` (paired statistics),
 
 from fedsim.compare.cli import compare, main
 from fedsim.compare.load import Study, load
-from fedsim.compare.metrics import fewest_distinct, group_shares, km_summary, per_run, rounds_to_target, selection_health, summarize
+from fedsim.compare.metrics import (
+    fewest_distinct, group_shares, km_summary, per_run, rounds_to_target, selection_health, summarize,
+)
 from fedsim.compare.stats import holm, paired, seeds_needed, sign_flip_p, t_interval
 
 __all__ = [
-    "Study", "compare", "fewest_distinct", "group_shares", "holm", "km_summary", "load", "main", "paired", "per_run",
+    "Study", "compare", "fewest_distinct", "group_shares", "holm", "km_summary", "load", "main", "paired",
+    "per_run",
     "rounds_to_target", "seeds_needed", "selection_health", "sign_flip_p", "summarize", "t_interval",
 ]

@@ -53,17 +53,17 @@ def compare(paths: Sequence[str | Path], *, target: float = 0.75, smooth: int = 
                     plotting.learning_curves(done, target, out_dir / "learning_curves.png")]
         written += [p for p in (plotting.participation(shares, out_dir / "participation.png"),
                                 plotting.per_class(done, out_dir / "per_class.png")) if p is not None]
-    markdown = report.to_markdown(summary, paired, selection, shares, fewest=fewest, target=target, smooth=smooth, window=window,
-                                  baseline=baseline, effects=effects, unfinished=study.unfinished,
+    markdown = report.to_markdown(summary, paired, selection, shares, fewest=fewest, target=target, smooth=smooth,
+                                  window=window, baseline=baseline, effects=effects, unfinished=study.unfinished,
                                   plots=[p.name for p in written], final_window=final_window)
-    files = {"comparison.md": None, "comparison.csv": report.summary_csv(summary, selection, fewest), "paired.csv": paired,
-             "per_run.csv": per_run, "selection.csv": health}
+    files = {"comparison.md": None, "comparison.csv": report.summary_csv(summary, selection, fewest),
+             "paired.csv": paired, "per_run.csv": per_run, "selection.csv": health}
     (out_dir / "comparison.md").write_text(markdown)
     for name, frame in files.items():
         if frame is not None:
             report.write_csv(frame, out_dir / name)
-    result.update(per_run=per_run, summary=summary, paired=paired, selection=selection, fewest=fewest, shares=shares,
-                  markdown=markdown, files=[out_dir / n for n in files] + written)
+    result.update(per_run=per_run, summary=summary, paired=paired, selection=selection, fewest=fewest,
+                  shares=shares, markdown=markdown, files=[out_dir / n for n in files] + written)
     return result
 
 

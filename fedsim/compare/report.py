@@ -150,8 +150,9 @@ def _share_rows(shares: pd.DataFrame) -> tuple[list[str], list[list[Any]]]:
 
 
 def to_markdown(summary: pd.DataFrame, paired: pd.DataFrame, selection: pd.DataFrame, shares: pd.DataFrame, *,
-                fewest: pd.DataFrame | None = None, target: float, smooth: int, window: int, baseline: str, effects: Sequence[str],
-                unfinished: pd.DataFrame | None = None, plots: Sequence[str] = (), final_window: int = 10) -> str:
+                fewest: pd.DataFrame | None = None, target: float, smooth: int, window: int, baseline: str,
+                effects: Sequence[str], unfinished: pd.DataFrame | None = None, plots: Sequence[str] = (),
+                final_window: int = 10) -> str:
     """The whole report: per setting a speed table, an accuracy table, the paired comparison,
     selection health and group shares; then what every column means."""
     n_runs = int(summary["n_seeds"].sum()) if not summary.empty else 0

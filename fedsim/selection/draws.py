@@ -44,9 +44,10 @@ def draw_from_clusters(
     ``client_weights`` (paper: data share p_k) or uniformly when it is None (authors'
     code). When every cluster that still has a client has probability 0 (annealing so
     strong that the softmax underflows), the next cluster is drawn uniformly among them,
-    and likewise a client among members whose weights are all 0. The authors' code draws all K cluster labels first (re-drawing full clusters)
-    and then the clients; that is the same distribution, because which clusters are full
-    depends only on how many clients each has given, so one procedure serves both.
+    and likewise a client among members whose weights are all 0. The authors' code draws
+    all K cluster labels first (re-drawing full clusters) and then the clients; that is the
+    same distribution, because which clusters are full depends only on how many clients
+    each has given, so one procedure serves both.
     """
     labels = np.asarray(labels)
     weights = np.ones(len(labels)) if client_weights is None else np.asarray(client_weights, np.float64)
