@@ -29,6 +29,14 @@ names of sweep folders.
 """
 
 
+RETIRED_KEYS = ("algorithm.name",)
+"""Settings older fedsim versions wrote into a run's ``config.yaml`` and no longer read.
+
+They are dropped when a run folder's config is read back, so an older run can still be
+skipped by a rerun sweep, resumed and compared; anything else the schema does not know
+is refused. ``algorithm.name`` went when the algorithm group became typed (it was never read).
+"""
+
 @dataclass
 class TrainConfig:
     """Local training on each client (sent with every round's instructions)."""

@@ -19,7 +19,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from fedsim.config import CONF_DIR
-from fedsim.config_schema import IDENTITY_IGNORED_KEYS, FedsimConfig
+from fedsim.config_schema import IDENTITY_IGNORED_KEYS, RETIRED_KEYS, FedsimConfig
 from fedsim.errors import ConfigError, first_line
 from fedsim.results.checkpoint import CHECKPOINT
 
@@ -139,6 +139,17 @@ def foreign_targets(node: Any, path: str = "") -> list[str]:
     return []
 
 
+def drop_retired(plain: dict[str, Any]) -> None:
+    """Remove :data:`RETIRED_KEYS` (settings fedsim no longer reads) from a loaded config, in place."""
+    for dotted in RETIRED_KEYS:
+        *parents, leaf = dotted.split(".")
+        node: Any = plain
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+
+
 def saved_run(folder: str) -> tuple[Path, DictConfig]:
     """The folder and saved config of a run to resume (ConfigError if it is not one, or not safe).
 
@@ -157,6 +168,7 @@ def saved_run(folder: str) -> tuple[Path, DictConfig]:
     except Exception as exc:
         reason = first_line(exc)
         raise ConfigError(f"resume={folder}: config.yaml is not a readable config ({reason})") from None
+    drop_retired(plain)
     foreign = foreign_targets(plain)
     if foreign:
         raise ConfigError(f"resume={folder}: config.yaml names {foreign[0]}, which is not one of fedsim's own "

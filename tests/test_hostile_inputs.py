@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from fedsim.cli import check_composition, check_group_overrides, check_value_overrides
 from fedsim.config import compose_config
@@ -462,6 +463,25 @@ def test_rerun_into_a_finished_run_folder_is_skipped(runs, tmp_path):
     before = tree_hashes(folder)
     assert plan_run(compose_config(RUN), folder, RUN) is None
     assert tree_hashes(folder) == before
+
+
+def test_runs_recorded_with_a_retired_setting_are_still_skipped_and_resumed(runs, tmp_path):
+    def old_version(plain):
+        plain["algorithm"]["name"] = "fedavg"  # written by fedsim before algorithm.name was retired
+
+    finished = copy_run(runs, "finished", tmp_path / "finished")
+    config = yaml.safe_load((finished / "config.yaml").read_text())
+    old_version(config)
+    (finished / "config.yaml").write_text(yaml.safe_dump(config))
+    assert plan_run(compose_config(RUN), finished, RUN) is None  # the rerun sweep skips it
+    unfinished = foreign_config(runs, tmp_path, old_version)
+    resume_like_the_cli(unfinished, tmp_path / "log")  # continues from its checkpoint
+
+    def accuracies(folder: Path) -> list[float]:
+        return [json.loads(line)["accuracy"] for line in (folder / "metrics.jsonl").read_text().splitlines()]
+
+    assert (unfinished / "summary.json").exists()
+    assert accuracies(unfinished) == accuracies(runs["finished"])
 
 
 @pytest.mark.parametrize("how", ["resume=", "rerun"])
