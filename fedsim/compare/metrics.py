@@ -191,9 +191,14 @@ def fewest_distinct(study: Study, window: int = 50) -> pd.DataFrame:
         picks = {int(r): (list(s) if isinstance(s, (list, tuple)) else [])
                  for r, s in zip(frame["round"], frame["selected"])}
         first, last = min(picks), max(picks)
-        starts = range(first, max(first, last - window + 1) + 1)
-        counts = [(len({c for r in range(s, s + window) for c in picks.get(r, ())}), s) for s in starts]
-        fewest, start = min(counts)
+        inside: Counter = Counter(c for r in range(first, first + window) for c in picks.get(r, ()))
+        fewest, start = len(inside), first
+        for s in range(first + 1, last - window + 2):  # slide: round s-1 leaves, round s+window-1 enters
+            inside.subtract(picks.get(s - 1, ()))
+            inside.update(picks.get(s + window - 1, ()))
+            inside += Counter()  # drop clients whose count fell to 0
+            if len(inside) < fewest:
+                fewest, start = len(inside), s
         out.append({"run": run, "fewest_distinct": fewest, "fewest_window": start})
     table = pd.DataFrame(out, columns=["run", "fewest_distinct", "fewest_window"])
     return study.runs[["run", "sampler", "setting", "seed"]].merge(table, on="run", how="inner")
