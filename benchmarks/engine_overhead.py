@@ -35,7 +35,8 @@ import torch
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 
 from fedsim.config import compose_config as make_config  # noqa: E402
-from fedsim.client.training import LocalTrainingConfig, client_seed, train_locally  # noqa: E402
+from fedsim.client.training import LocalTrainingConfig, train_locally  # noqa: E402
+from fedsim.streams import client_training_seed  # noqa: E402
 from fedsim.experiment import build_experiment, run_experiment  # noqa: E402
 from fedsim.hooks import RoundHook  # noqa: E402
 
@@ -137,7 +138,7 @@ def time_plain_loop(k: int, rounds: int, selected: list[list[int]]) -> dict:
         states = []
         for pid in clients:
             model.load_state_dict(global_state)
-            seed = client_seed(experiment.cfg.seed, server_round, pid)
+            seed = client_training_seed(experiment.cfg.seed, server_round, pid)
             torch.manual_seed(seed)
             train_locally(model, *tensors[pid], config, seed)
             states.append({key: value.detach().clone() for key, value in model.state_dict().items()})

@@ -74,7 +74,8 @@ from omegaconf import OmegaConf  # noqa: E402
 
 from fedsim.client.app import make_client_app  # noqa: E402
 from fedsim.client.runtime import ClientRuntime  # noqa: E402
-from fedsim.client.training import LocalTrainingConfig, client_seed, train_locally  # noqa: E402
+from fedsim.client.training import LocalTrainingConfig, train_locally  # noqa: E402
+from fedsim.streams import client_training_seed  # noqa: E402
 from fedsim.config import compose_config  # noqa: E402
 from fedsim.data.datasets import DatasetArrays  # noqa: E402
 from fedsim.devices import resolve_device  # noqa: E402
@@ -331,7 +332,7 @@ def plain_floor(experiment: Any, selected: list[list[int]], device: str = "cpu")
         states = []
         for pid in clients:
             model.load_state_dict(global_state)
-            seed = client_seed(int(experiment.cfg.seed), server_round, pid)
+            seed = client_training_seed(int(experiment.cfg.seed), server_round, pid)
             torch.manual_seed(seed)
             train_locally(model, *tensors[pid], config, seed)
             states.append({k: v.detach().clone() for k, v in model.state_dict().items()})

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # 0.2.0: random streams derived by fedsim.streams (STREAMS_VERSION 2)
 
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")  # fedsim never phones home
 

@@ -19,6 +19,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from fedsim.errors import ConfigError
+from fedsim.streams import MAX_SEED
 
 
 def _positive_int(cfg: DictConfig, key: str, value: Any) -> int:
@@ -51,8 +52,8 @@ def validate_config(cfg: DictConfig) -> None:
     _positive_int(cfg, "eval_every", cfg.eval_every)
     if cfg.get("batch_mean_accuracy") is not None:
         _positive_int(cfg, "batch_mean_accuracy", cfg.batch_mean_accuracy)
-    if not isinstance(cfg.seed, int) or cfg.seed < 0:
-        raise ConfigError(f"seed={cfg.seed}: must be a whole number >= 0")
+    if not isinstance(cfg.seed, int) or not 0 <= cfg.seed <= MAX_SEED:
+        raise ConfigError(f"seed={cfg.seed}: must be a whole number from 0 to {MAX_SEED}")
 
     train = cfg.train
     if train.optimizer not in ("sgd", "adam"):

@@ -29,19 +29,9 @@ from fedsim.errors import ConfigError, first_line
 from fedsim.grid_run import Experiment, availability_schedule, run_on_grid
 from fedsim.hooks import RoundHook
 from fedsim.server.strategy import SamplingFedAvg
+from fedsim.streams import Stream, generator, integer_seed
 
-__all__ = ["Experiment", "build_experiment", "run_experiment", "stream"]
-
-# Independent random streams derived from the run seed: samplers compared under one seed
-# share partitions, initial model and client shuffling; only the sampler's stream differs.
-PARTITION_STREAM = 1
-INIT_STREAM = 2
-
-
-def stream(seed: int, purpose: int) -> np.random.Generator:
-    """A numpy generator for one purpose, derived from the run seed."""
-    return np.random.default_rng(np.random.SeedSequence([seed, purpose]))
-
+__all__ = ["Experiment", "build_experiment", "run_experiment"]
 
 def model_factory_for(cfg: DictConfig, dataset: DatasetArrays) -> Callable[[], nn.Module]:
     """A picklable zero-argument constructor of ``cfg.model`` for this dataset.
@@ -95,11 +85,11 @@ def build_experiment(cfg: DictConfig) -> Experiment:
     if cfg.num_clients > len(dataset.y_train):
         raise ConfigError(f"num_clients={cfg.num_clients} exceeds the {len(dataset.y_train)} training examples")
     partitioning = as_partitioning(
-        partitioner.split(dataset.y_train, cfg.num_clients, stream(cfg.seed, PARTITION_STREAM))
+        partitioner.split(dataset.y_train, cfg.num_clients, generator(cfg.seed, Stream.PARTITION))
     )
     check_partitioning(partitioning, len(dataset.y_train), cfg.num_clients)
     model_factory = model_factory_for(cfg, dataset)
-    torch.manual_seed(int(np.random.SeedSequence([cfg.seed, INIT_STREAM]).generate_state(1)[0]))
+    torch.manual_seed(integer_seed(cfg.seed, Stream.INITIAL_MODEL))
     initial_arrays = ArrayRecord(model_factory().state_dict())
     try:
         strategy = SamplingFedAvg(

@@ -17,6 +17,7 @@ from flwr.app import ArrayRecord
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from fedsim import __version__
 from fedsim.client.training import LocalTrainingConfig
 from fedsim.data.datasets import DatasetArrays
 from fedsim.data.partitioners import Partitioning
@@ -32,6 +33,7 @@ from fedsim.run_folders import run_identity
 from fedsim.server.evaluation import CentralEvaluator
 from fedsim.server.loop import run_rounds
 from fedsim.server.strategy import SamplingFedAvg
+from fedsim.streams import STREAMS_VERSION
 
 
 @dataclass
@@ -81,7 +83,8 @@ def run_hooks(experiment: Experiment, recorder: RunRecorder, run_dir: Path, resu
     if cfg.get("crash_after_round") is not None:
         hooks.append(CrashInjector(cfg.crash_after_round))
     identity = {"rounds_run": cfg.num_rounds, "resumed_from_round": resumed_from, "engine": experiment.engine.name,
-                "sampler": experiment.sampler_name, "run_dir": str(run_dir)}
+                "sampler": experiment.sampler_name, "run_dir": str(run_dir),
+                "fedsim_version": __version__, "streams_version": STREAMS_VERSION}
     return hooks + experiment.hooks + list(extra) + [LearningCurveHook(), SummaryFile(recorder, identity)]
 
 

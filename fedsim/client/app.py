@@ -22,9 +22,9 @@ from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordD
 from flwr.clientapp import ClientApp
 
 from fedsim.client.runtime import ClientRuntime
+from fedsim.streams import client_training_seed
 from fedsim.client.training import (
     LocalTrainingConfig,
-    client_seed,
     evaluate_model,
     evaluate_with_gradient,
     train_locally,
@@ -55,7 +55,7 @@ def make_client_app(runtime: ClientRuntime) -> ClientApp:
         global_state = msg.content["arrays"].to_torch_state_dict()
         model.load_state_dict(global_state)
         x, y = runtime.client_tensors(pid)
-        seed = client_seed(int(config.get("seed", 0)), int(config.get("server-round", 0)), pid)
+        seed = client_training_seed(int(config.get("seed", 0)), int(config.get("server-round", 0)), pid)
         torch.manual_seed(seed)  # dropout etc.: same on every engine, and after a resume
         train_config = LocalTrainingConfig.from_mapping(config)
         kept = context.state.array_records.get(OPTIMIZER_STATE) if train_config.keep_optimizer_state else None

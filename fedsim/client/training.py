@@ -175,7 +175,3 @@ def evaluate_with_gradient(
     model.zero_grad(set_to_none=True)
     return total_loss / n, correct / n, torch.cat(grads).cpu().numpy().astype(np.float32)
 
-
-def client_seed(run_seed: int, server_round: int, partition_id: int) -> int:
-    """The seed of one client's local training in one round: same on every engine."""
-    return int(np.random.SeedSequence([run_seed, server_round, partition_id]).generate_state(1)[0])

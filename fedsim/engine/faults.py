@@ -25,6 +25,7 @@ from flwr.serverapp import Grid
 from fedsim.errors import ConfigError
 from fedsim.hooks import RoundHook
 from fedsim.server.addressing import query_partitions
+from fedsim.streams import Stream, generator
 
 FAILURE_CODE = 2
 STRAGGLER_CODE = 3
@@ -125,7 +126,7 @@ class FaultInjectingGrid(Grid):
         """The injected fault of a client in the current round, if any."""
         if partition_id in self.always_fail:
             return FAILURE_CODE, "injected failure (always_fail)"
-        draw = np.random.default_rng(np.random.SeedSequence([self.seed, 0xFA, self.server_round, partition_id]))
+        draw = generator(self.seed, Stream.FAULTS, self.server_round, partition_id)
         failure, late = draw.random(2)
         if failure < self.client_failure_prob:
             return FAILURE_CODE, "injected failure"

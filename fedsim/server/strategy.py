@@ -32,6 +32,7 @@ from fedsim.server.addressing import query_partitions
 from fedsim.models.networks import output_layer_names
 from fedsim.server.aggregation import average_arrays
 from fedsim.server.validation import reply_problem
+from fedsim.streams import Stream, generator
 
 
 @dataclass
@@ -138,7 +139,7 @@ class SamplingFedAvg(FedAvg):
 
     def _setup_sampler(self) -> None:
         """Give the sampler the federation's shape and its own random stream (once)."""
-        rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0x5A]))
+        rng = generator(self.seed, Stream.SAMPLER)
         self.sampler.setup(self.client_sizes, self.clients_per_round, self.num_rounds, rng)
         self._sampler_ready = True
 
