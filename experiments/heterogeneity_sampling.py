@@ -104,7 +104,7 @@ def estimator_quality(run_dir: Path, alphas: list[float] | None, window: int = 2
 def plot_estimator_quality(table: pd.DataFrame, path: Path) -> None:
     """Spearman with the true entropy and the balanced group's AUC per round: the mean over
     seeds as a line, the lowest to highest seed as a band, one colour per sampler."""
-    from fedsim.compare.plots import plt, sns  # fedsim's plotting set-up (Agg backend)
+    from fedsim.plotting import plt, sns  # fedsim's plotting set-up (Agg backend)
 
     long = table.melt(id_vars=["sampler", "seed", "round"], value_vars=["spearman", "auc"], var_name="measure")
     long = long.dropna(subset=["value"])

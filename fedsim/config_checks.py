@@ -63,7 +63,8 @@ def validate_config(cfg: DictConfig) -> None:
     _positive_int(cfg, "train.batch_size", train.batch_size)
     _finite("train.momentum", train.momentum, 0.0, 1.0)
     _finite("train.weight_decay", train.weight_decay, 0.0)
-    _finite("algorithm.proximal_mu", cfg.algorithm.proximal_mu, 0.0)
+    if cfg.algorithm.get("proximal_mu") is not None:
+        _finite("algorithm.proximal_mu", cfg.algorithm.proximal_mu, 0.0)
 
     if cfg.on_divergence not in ("stop", "continue"):
         raise ConfigError(f"on_divergence={cfg.on_divergence}: choose stop or continue")

@@ -42,7 +42,3 @@ def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
         )
     return torch.device("cuda", number)
 
-
-def is_cuda(device: torch.device | str | None) -> bool:
-    """Whether ``device`` is a CUDA device."""
-    return device is not None and torch.device(device).type == "cuda"

@@ -23,6 +23,10 @@ class DataError(ConfigError):
     """
 
 
+NON_FINITE = "NaN or inf values"
+"""The phrase a rejected reply's reason holds when it carried NaN or inf (the divergence guard looks for it)."""
+
+
 class RunDiverged(RuntimeError):
     """Training diverged (a non-finite loss or model); the CLI stops with exit code 3.
 

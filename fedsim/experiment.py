@@ -28,7 +28,8 @@ from fedsim.devices import resolve_device
 from fedsim.errors import ConfigError, first_line
 from fedsim.grid_run import Experiment, availability_schedule, run_on_grid
 from fedsim.hooks import RoundHook
-from fedsim.server.strategy import SamplingFedAvg
+from fedsim.models.networks import OUTPUT_LAYER, output_layer_names
+from fedsim.server.strategy import SampledStrategy, StrategyMismatch
 from fedsim.streams import Stream, generator, integer_seed
 
 __all__ = ["Experiment", "build_experiment", "run_experiment"]
@@ -59,7 +60,26 @@ def model_factory_for(cfg: DictConfig, dataset: DatasetArrays) -> Callable[[], n
         ) from None
     if tuple(out.shape) != (2, dataset.num_classes):
         raise ConfigError(f"model: output shape {tuple(out.shape[1:])} does not match {dataset.num_classes} classes")
+    check_output_layer(model, cfg.model._target_.rsplit(".", 1)[-1], dataset.num_classes)
     return factory
+
+
+def check_output_layer(model: nn.Module, name: str, num_classes: int) -> None:
+    """Refuse (one line) a model without the output layer fedsim's clients report to the samplers.
+
+    Every client sends the update of the layer named ``OUTPUT_LAYER`` (``head``: weight and
+    bias) with its reply; HiCS-FL and the reports read it. Without it every client would
+    fail every round, so the run stops here instead.
+    """
+    state = model.state_dict()
+    missing = [key for key in output_layer_names() if key not in state]
+    if missing:
+        raise ConfigError(f"model: {name} has no output layer {OUTPUT_LAYER!r} ({', '.join(missing)} missing); "
+                          f"name its last Linear layer {OUTPUT_LAYER} (self.{OUTPUT_LAYER} = nn.Linear(..., "
+                          f"num_classes))")
+    if tuple(state[output_layer_names()[1]].shape) != (num_classes,):
+        raise ConfigError(f"model: {name}.{OUTPUT_LAYER} has {tuple(state[output_layer_names()[1]].shape)} biases, "
+                          f"not one per class ({num_classes}); make {OUTPUT_LAYER} the layer that outputs the logits")
 
 
 def expected_nodes(cfg: DictConfig) -> int:
@@ -91,17 +111,19 @@ def build_experiment(cfg: DictConfig) -> Experiment:
     model_factory = model_factory_for(cfg, dataset)
     torch.manual_seed(integer_seed(cfg.seed, Stream.INITIAL_MODEL))
     initial_arrays = ArrayRecord(model_factory().state_dict())
+    algorithm = build(cfg.algorithm, "algorithm")
     try:
-        strategy = SamplingFedAvg(
+        strategy = SampledStrategy(
+            algorithm,
             sampler=sampler,
             clients_per_round=cfg.clients_per_round,
-            weighted_aggregation=bool(cfg.algorithm.weighted_aggregation),
-            proximal_mu=float(cfg.algorithm.proximal_mu),
             seed=cfg.seed,
             num_rounds=cfg.num_rounds,
             expected_nodes=expected_nodes(cfg),
             client_sizes=partitioning.sizes.tolist(),
         )
+    except StrategyMismatch as exc:
+        raise ConfigError(f"algorithm: {exc}") from None
     except ValueError as exc:  # the sampler refusing the federation's shape
         raise ConfigError(f"sampler: {exc}") from None
     if sampler.needs.true_label_distributions:  # oracle samplers only

@@ -24,15 +24,15 @@ from fedsim.data.partitioners import Partitioning
 from fedsim.data.stats import partition_summary
 from fedsim.engine.faults import AvailabilitySchedule, FaultClock, FaultInjectingGrid
 from fedsim.hooks import CrashInjector, DivergenceGuard, RoundHook, RunContext
+from fedsim.identity import run_identity
 from fedsim.logs import FailureReport
 from fedsim.reporting import ProgressBar
 from fedsim.results.checkpoint import CheckpointHook, check_checkpoint, load_checkpoint, restore_sampler
 from fedsim.results.learning_curve import LearningCurveHook
 from fedsim.results.recorder import RecordsHook, RunRecorder, SummaryFile
-from fedsim.run_folders import run_identity
 from fedsim.server.evaluation import CentralEvaluator
 from fedsim.server.loop import run_rounds
-from fedsim.server.strategy import SamplingFedAvg
+from fedsim.server.strategy import SampledStrategy
 from fedsim.streams import STREAMS_VERSION
 
 
@@ -46,7 +46,7 @@ class Experiment:
     partitioning: Partitioning
     model_factory: Callable[[], nn.Module]
     initial_arrays: ArrayRecord
-    strategy: SamplingFedAvg
+    strategy: SampledStrategy
     engine: Any
     train_config: LocalTrainingConfig
     sampler_name: str
@@ -127,7 +127,7 @@ def run_on_grid(experiment: Experiment, grid: Any, run_dir: str | Path, resume: 
     recorder = RunRecorder(run_dir, resume_after_round=done if resume else None)
     if not resume:
         recorder.write_config(OmegaConf.to_yaml(cfg, resolve=True))
-    if not resume or not (run_dir / RunRecorder.PARTITION).exists():
+    if checkpoint is None or not (run_dir / RunRecorder.PARTITION).exists():  # round 1 rebuilds the partition
         recorder.write_partition(partition_summary(experiment.dataset.y_train, experiment.partitioning,
                                                    experiment.dataset.num_classes))
     evaluator = CentralEvaluator(experiment.dataset.x_test, experiment.dataset.y_test, experiment.model_factory,

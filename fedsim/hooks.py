@@ -29,8 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fedsim.errors import RunDiverged
-from fedsim.server.validation import NON_FINITE
+from fedsim.errors import NON_FINITE, RunDiverged
 
 if TYPE_CHECKING:
     from flwr.app import ArrayRecord

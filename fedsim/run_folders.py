@@ -7,26 +7,23 @@ code. Its ``config.yaml`` may only name the ``_target_`` classes of fedsim's own
 
 from __future__ import annotations
 
-import hashlib
-import json
 import sys
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from fedsim.config import CONF_DIR
-from fedsim.config_schema import IDENTITY_IGNORED_KEYS, RETIRED_KEYS, FedsimConfig
+from fedsim.config_schema import RESUME_SETTINGS, FedsimConfig, upgrade_legacy
+from fedsim.configuration import locate
 from fedsim.errors import ConfigError, first_line
+from fedsim.identity import known_targets, same_run
 from fedsim.results.checkpoint import CHECKPOINT
+from fedsim.results.recorder import METRICS_FILE
 
-RESUME_COMPATIBLE = ("resume", "progress", "log_level", "flower_log_level", "engine", "device")
-"""Settings that may be given with ``resume=``: they change how, not what, the run computes."""
 
-FEDSIM_FILES = ("metrics.jsonl", "config.yaml", "partition.json", "summary.json", "sampler.jsonl",
+FEDSIM_FILES = (METRICS_FILE, "config.yaml", "partition.json", "summary.json", "sampler.jsonl",
                 "checkpoint.npz")
 """Files fedsim writes into a run folder: a folder holding any of them is not a fresh one."""
 
@@ -35,13 +32,13 @@ def plan_run(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> t
     """Decide what to run: (folder, config, resume?), or None when there is nothing to do.
 
     ``resume=<folder>`` continues that run with its saved config (no other settings but
-    :data:`RESUME_COMPATIBLE`; a finished run is left as it is). Otherwise a fresh folder
+    :data:`~fedsim.config_schema.RESUME_SETTINGS`; a finished run is left as it is). Otherwise a fresh folder
     starts a run; a folder already holding the same run (a rerun sweep) is skipped if
     finished and resumed if not, with the user's own (identical) config; a folder holding a
     different run, or files fedsim writes but no run of the same config, is refused.
     """
     if cfg.get("resume") is not None:
-        extra = [o for o in overrides if o.split("=", 1)[0].lstrip("+~").split(".")[0] not in RESUME_COMPATIBLE]
+        extra = [o for o in overrides if o.split("=", 1)[0].lstrip("+~").split(".")[0] not in RESUME_SETTINGS]
         if extra:
             raise ConfigError(f"resume={cfg.resume} takes no other settings (got {' '.join(extra)}): a resumed run "
                               f"continues with its saved config; start a new run to change settings")
@@ -50,18 +47,19 @@ def plan_run(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> t
             print(f"fedsim: {saved_dir} already finished; nothing to resume", file=sys.stderr)
             return None
         check_resumable(saved_dir, saved_cfg)
-        for key in ("progress", "log_level", "flower_log_level", "engine", "device"):
-            saved_cfg[key] = cfg[key]  # how to run comes from this command, what to run from the folder
+        for key in RESUME_SETTINGS:
+            if key != "resume":
+                saved_cfg[key] = cfg[key]  # how to run comes from this command, what to run from the folder
         print(f"fedsim: resuming {saved_dir} with its saved config", file=sys.stderr)
         return saved_dir, saved_cfg, True
     written = [name for name in FEDSIM_FILES if (run_dir / name).exists()]
     if not written:
         return run_dir, cfg, False
-    if not (run_dir / "metrics.jsonl").exists():
+    if not (run_dir / METRICS_FILE).exists():
         raise ConfigError(f"output folder {run_dir} already holds {', '.join(written)}; choose another folder "
                           f"(hydra.run.dir=...)")
     _, saved_cfg = saved_run(str(run_dir))
-    if not same_experiment(saved_cfg, cfg):
+    if not same_run(saved_cfg, cfg):
         raise ConfigError(f"output folder {run_dir} holds a different run; choose another folder")
     if (run_dir / "summary.json").exists():
         print(f"fedsim: {run_dir} already finished; skipped", file=sys.stderr)
@@ -76,52 +74,32 @@ def check_resumable(run_dir: Path, cfg: DictConfig) -> None:
 
     With ``train.keep_optimizer_state`` each client's optimizer state (SGD momentum) lives on
     its node between participations; the server's checkpoint does not have it, so a run
-    continued from one would differ from the uninterrupted run. Without a checkpoint a
+    continued from one would differ from the uninterrupted run. The same holds for an
+    algorithm with server state (FedAdam's moments): only one that declares ``stateless``
+    (fedsim's FedAvg and FedProx) continues from a checkpoint. Without a checkpoint a
     resume starts again at round 1, which repeats the run exactly, so that is allowed.
     """
-    if cfg.train.get("keep_optimizer_state") and (run_dir / CHECKPOINT).exists():
+    if not (run_dir / CHECKPOINT).exists():
+        return
+    algorithm = cfg.algorithm.get("_target_", "")
+    if not getattr(_located(algorithm), "stateless", False):
+        raise ConfigError(f"{run_dir}: algorithm {algorithm.rsplit('.', 1)[-1]} keeps server state between rounds "
+                          f"that {CHECKPOINT} does not hold, so a run continued from it would differ from an "
+                          f"uninterrupted one; run it again in a new folder, or set checkpoint_every=0 for such runs")
+    if cfg.train.get("keep_optimizer_state"):
         raise ConfigError(f"{run_dir}: train.keep_optimizer_state=true runs cannot be resumed (the clients' "
                           f"optimizer state is not in {CHECKPOINT}, so the run would differ from an uninterrupted "
                           f"one); run it again in a new folder, or set checkpoint_every=0 for such runs")
 
 
-def _essence(cfg: DictConfig, ignored: tuple[str, ...] = IDENTITY_IGNORED_KEYS) -> dict[str, Any]:
-    """The records-defining settings: all but ``ignored``, and top-level settings that are None
-    (off), so a setting added to fedsim later, off by default, leaves older runs' identity alone."""
-    plain = OmegaConf.to_container(cfg, resolve=True)
-    return {k: v for k, v in plain.items() if k not in ignored and v is not None}
-
-
-def run_identity(cfg: DictConfig) -> dict[str, Any]:
-    """What makes a run this run: a hash of its records-defining settings, seed, client count."""
-    essence = _essence(cfg, IDENTITY_IGNORED_KEYS + ("resume", "crash_after_round"))
-    digest = hashlib.sha256(json.dumps(essence, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return {"config_hash": digest, "seed": int(cfg.seed), "num_clients": int(cfg.num_clients)}
-
-
-def same_experiment(saved: DictConfig, current: DictConfig) -> bool:
-    """Whether two configs describe the same run (settings that do not change records aside)."""
-    return _essence(saved) == _essence(current)
-
-
-@lru_cache(maxsize=1)
-def known_targets() -> frozenset[str]:
-    """Every ``_target_`` named by fedsim's own config files."""
-    found: set[str] = set()
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key == "_target_" and isinstance(value, str):
-                    found.add(value)
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    for path in CONF_DIR.rglob("*.yaml"):
-        walk(yaml.safe_load(path.read_text()))
-    return frozenset(found)
+def _located(path: str) -> Any:
+    """The class a fedsim-known ``_target_`` names (None for any other, or one that does not import)."""
+    if path not in known_targets():
+        return None
+    try:
+        return locate(path)
+    except Exception:  # noqa: BLE001
+        return None
 
 
 def foreign_targets(node: Any, path: str = "") -> list[str]:
@@ -137,17 +115,6 @@ def foreign_targets(node: Any, path: str = "") -> list[str]:
     if isinstance(node, list):
         return [t for i, v in enumerate(node) for t in foreign_targets(v, f"{path}[{i}]")]
     return []
-
-
-def drop_retired(plain: dict[str, Any]) -> None:
-    """Remove :data:`RETIRED_KEYS` (settings fedsim no longer reads) from a loaded config, in place."""
-    for dotted in RETIRED_KEYS:
-        *parents, leaf = dotted.split(".")
-        node: Any = plain
-        for part in parents:
-            node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, dict):
-            node.pop(leaf, None)
 
 
 def saved_run(folder: str) -> tuple[Path, DictConfig]:
@@ -168,7 +135,7 @@ def saved_run(folder: str) -> tuple[Path, DictConfig]:
     except Exception as exc:
         reason = first_line(exc)
         raise ConfigError(f"resume={folder}: config.yaml is not a readable config ({reason})") from None
-    drop_retired(plain)
+    upgrade_legacy(plain)
     foreign = foreign_targets(plain)
     if foreign:
         raise ConfigError(f"resume={folder}: config.yaml names {foreign[0]}, which is not one of fedsim's own "

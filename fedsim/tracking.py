@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fedsim.errors import ConfigError
 from fedsim.hooks import RoundHook, RoundResult, RunContext
+from fedsim.results.recorder import METRICS_FILE
 
 
 def _finite(value: Any) -> float | None:
@@ -107,7 +108,7 @@ class SelectionTracker(RoundHook):
 
 def previously_selected(run_dir: Path, first_round: int) -> set[int]:
     """Clients selected in the rounds before ``first_round``, from the run's ``metrics.jsonl``."""
-    path = run_dir / "metrics.jsonl"
+    path = run_dir / METRICS_FILE
     seen: set[int] = set()
     if not path.exists():
         return seen

@@ -1,4 +1,5 @@
-"""Structure rules: no import circle in fedsim/, one list of identity keys."""
+"""Structure rules: no import circle in fedsim/, between modules or between packages;
+sweep folder names leave out only settings that do not change records."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from fedsim.config_schema import IDENTITY_IGNORED_KEYS
+from fedsim.config_schema import NOT_IDENTITY
 
 PACKAGE = Path(__file__).resolve().parent.parent / "fedsim"
 CONF = PACKAGE.parent / "conf"
@@ -59,14 +60,40 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
+def package_of(module: str) -> str:
+    """``fedsim.server.loop`` -> ``fedsim.server``; a top-level module (``fedsim.hooks``) is its own unit."""
+    return ".".join(module.split(".")[:2])
+
+
+def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The module graph with each subpackage collapsed into one node (imports within one dropped)."""
+    packages: dict[str, set[str]] = {package_of(m): set() for m in graph}
+    for module, targets in graph.items():
+        packages[package_of(module)].update(package_of(t) for t in targets if package_of(t) != package_of(module))
+    return packages
+
+
 def test_no_import_circle_in_fedsim():
     assert find_cycle(import_graph()) is None
+
+
+def test_no_import_circle_between_fedsim_packages():
+    graph = package_graph(import_graph())
+    assert "fedsim.server" in graph and "fedsim.compare" in graph
+    assert find_cycle(graph) is None
+
+
+def test_package_graph_sees_a_circle_through_two_packages():
+    graph = {"fedsim.hooks": {"fedsim.server.strategy"}, "fedsim.server.loop": {"fedsim.hooks"},
+             "fedsim.server.strategy": set()}
+    assert find_cycle(package_graph(graph)) == ["fedsim.hooks", "fedsim.server", "fedsim.hooks"]
 
 
 def test_cycle_finder_finds_a_planted_cycle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
 
 
-def test_sweep_folder_names_ignore_exactly_the_identity_keys():
+def test_sweep_folder_names_leave_out_only_settings_that_do_not_change_records():
     config = yaml.safe_load((CONF / "config.yaml").read_text())
-    assert config["hydra"]["job"]["config"]["override_dirname"]["exclude_keys"] == list(IDENTITY_IGNORED_KEYS)
+    excluded = config["hydra"]["job"]["config"]["override_dirname"]["exclude_keys"]
+    assert excluded and set(excluded) <= set(NOT_IDENTITY)

@@ -77,3 +77,15 @@ def test_cli_exit_codes_and_module_entry(tmp_path: Path, capsys: pytest.CaptureF
 
 def test_md_table_escapes_pipes() -> None:
     assert md_table(["a", "b"], [[1, "x|y"]]) == "| a | b |\n|---|---|\n| 1 | x\\|y |"
+
+
+def test_runs_of_two_stream_versions_in_one_setting_are_flagged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_run(tmp_path, "random_0", accuracies=[0.5, 0.8], summary_sampler="random")
+    write_run(tmp_path, "hics_0", sampler=HICS, accuracies=[0.6, 0.9], summary_sampler="hics")
+    result = compare([tmp_path], plots=False)
+    assert result["mixed_streams"] == [] and "Not paired" not in result["markdown"]
+    summary = tmp_path / "hics_0" / "summary.json"
+    summary.write_text(summary.read_text().replace("{", '{"streams_version": 2, ', 1))
+    assert main([str(tmp_path), "--no-plots"]) == 0
+    assert "not paired by seed" in capsys.readouterr().err
+    assert "**Not paired:**" in (tmp_path / "comparison.md").read_text()

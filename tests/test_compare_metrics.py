@@ -85,11 +85,16 @@ def test_sampler_label_reads_a_switch_an_older_run_lacks_as_its_default(tmp_path
     assert labels["before_mode"] == labels["with_mode"] == "hics"  # the default it had: nothing to tell apart
 
 
-def test_class_defaults_only_for_fedsim_classes() -> None:
-    from fedsim.compare.load import class_defaults
+def test_class_defaults_only_for_fedsim_classes(monkeypatch) -> None:
+    import fedsim.identity as identity
+    from fedsim.identity import component_params, is_fedsim_target
 
-    assert class_defaults("fedsim.selection.hics.HiCSSampler")["mode"] == "exact"
-    assert class_defaults("os.system") == {} and class_defaults("fedsim.nope.Missing") == {}
+    assert component_params({"_target_": "fedsim.selection.hics.HiCSSampler"}, is_fedsim_target)["mode"] == "exact"
+    imported = []
+    monkeypatch.setattr(identity, "locate", lambda path: imported.append(path))
+    for foreign in ("os.system", "fedsim.nope.Missing"):  # an untrusted folder's target is never imported
+        assert component_params({"_target_": foreign, "x": 1}, is_fedsim_target) == {"_target_": foreign, "x": 1}
+    assert imported == []
 
 
 def test_per_run_metrics_by_hand(tmp_path: Path) -> None:

@@ -43,3 +43,21 @@ def test_model_group_builds_by_target(model):
 def test_model_that_does_not_fit_the_input_is_one_config_error():
     with pytest.raises(ConfigError, match="FmnistCnn does not fit dataset digits"):
         model_factory_for(make_config(["model=fmnist_cnn"]), _Data())
+
+
+class NoHead(torch.nn.Module):
+    """A user's network whose logits layer is not named ``head``."""
+
+    def __init__(self, input_shape, num_classes) -> None:
+        super().__init__()
+        self.flat = torch.nn.Flatten()
+        self.out = torch.nn.Linear(int(torch.tensor(input_shape).prod()), num_classes)
+
+    def forward(self, x):
+        return self.out(self.flat(x))
+
+
+def test_a_model_without_the_output_layer_is_refused_at_start_naming_the_layer():
+    with pytest.raises(ConfigError, match=r"model: NoHead has no output layer 'head' \(head.weight, head.bias "
+                                          r"missing\); name its last Linear layer head"):
+        model_factory_for(make_config([f"model._target_={__name__}.NoHead"]), _Data())

@@ -292,7 +292,8 @@ def test_clustered_sampler_never_draws_two_similar_clients_together():
 
 
 # ---------------------------------------------------------------- (g) reply validation
-from fedsim.server.validation import NON_FINITE, reply_problem  # noqa: E402
+from fedsim.errors import NON_FINITE  # noqa: E402
+from fedsim.server.validation import reply_problem  # noqa: E402
 
 GLOBAL = {"body.w": np.zeros((2, 3), np.float32), "out.weight": np.zeros((4, 2), np.float32),
           "out.bias": np.zeros(4, np.float32), "bn.count": np.zeros((), np.int64)}

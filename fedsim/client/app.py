@@ -22,7 +22,6 @@ from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordD
 from flwr.clientapp import ClientApp
 
 from fedsim.client.runtime import ClientRuntime
-from fedsim.streams import client_training_seed
 from fedsim.client.training import (
     LocalTrainingConfig,
     evaluate_model,
@@ -30,6 +29,7 @@ from fedsim.client.training import (
     train_locally,
 )
 from fedsim.models.networks import output_layer_names
+from fedsim.streams import client_training_seed
 
 
 def partition_id_of(context: Context) -> int:

@@ -55,14 +55,15 @@ def compare(paths: Sequence[str | Path], *, target: float = 0.75, smooth: int = 
                                 plotting.per_class(done, out_dir / "per_class.png")) if p is not None]
     markdown = report.to_markdown(summary, paired, selection, shares, fewest=fewest, target=target, smooth=smooth,
                                   window=window, baseline=baseline, effects=effects, unfinished=study.unfinished,
-                                  plots=[p.name for p in written], final_window=final_window)
+                                  plots=[p.name for p in written], final_window=final_window,
+                                  mixed_streams=done.mixed_streams())
     files = {"comparison.md": None, "comparison.csv": report.summary_csv(summary, selection, fewest),
              "paired.csv": paired, "per_run.csv": per_run, "selection.csv": health}
     (out_dir / "comparison.md").write_text(markdown)
     for name, frame in files.items():
         if frame is not None:
             report.write_csv(frame, out_dir / name)
-    result.update(per_run=per_run, summary=summary, paired=paired, selection=selection, fewest=fewest,
+    result.update(mixed_streams=done.mixed_streams(), per_run=per_run, summary=summary, paired=paired, selection=selection, fewest=fewest,
                   shares=shares, markdown=markdown, files=[out_dir / n for n in files] + written)
     return result
 
@@ -95,6 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fedsim-compare: {error}", file=sys.stderr)
         return 2
     print(f"{result['runs']} finished run(s); {len(result['unfinished'])} unfinished run(s) left out")
+    for setting in result.get("mixed_streams", []):
+        print(f"fedsim-compare: warning: {setting} mixes runs of fedsim before and after 0.2.0 (other random "
+              f"streams), so they are not paired by seed; rerun the older ones", file=sys.stderr)
     for _, row in result["unfinished"].iterrows():
         print(f"unfinished: {row['run']} ({row['rounds_recorded']} rounds recorded)")
     if not result["runs"]:

@@ -6,7 +6,7 @@
 - ``runs``: one row per run: ``run, dir, sampler, sampler_class, setting, seed, finished,
   rounds_recorded, num_rounds, groups`` (client -> heterogeneity group, from
   ``partition.json``), ``alphas`` (group -> Dirichlet alpha, from ``partitioner.alphas``),
-  ``wall_seconds``.
+  ``wall_seconds``, ``streams_version`` (1 for runs recorded before fedsim 0.2.0).
 
 A run is a folder holding ``metrics.jsonl``; it is *finished* when it also holds
 ``summary.json``. Unfinished runs stay in both tables with ``finished=False`` so reports can
@@ -17,31 +17,29 @@ Labels:
   ``divfl_stale``); for older folders whose summary holds a class name, the Hydra choice in
   ``.hydra/hydra.yaml``, else a short form of the class (``HiCSSampler`` -> ``hics``). When
   runs of one setting share a label but differ in sampler settings, those settings are
-  appended, e.g. ``hics[estimator=weight_rows]``; a switch an older run's config lacks counts
-  as its class's default (the value the run had), e.g. ``hics_diverse[exploration_rate=0.0]``.
+  appended, e.g. ``hics[estimator=weight_rows]``. Both labels compare effective settings
+  (:mod:`fedsim.identity`): a switch an older run's config lacks counts as its class's
+  default (the value the run had), e.g. ``hics_diverse[exploration_rate=0.0]``, and a switch
+  the class does not read with the others given splits nothing.
 - ``setting``: dataset, partitioner with its parameters, N and K (e.g. ``fmnist
-  groups[alphas=0.001,0.2; min_size_fraction=0.2] N=50 K=5``), plus any other config key
-  that differs between the loaded runs (except seed, sampler, engine, progress and the
-  ``hics`` block, which only feeds the sampler), e.g. ``... [train.lr=0.01]``.
+  groups[alphas=0.001,0.2; min_size_fraction=0.2] N=50 K=5``), plus any other records-defining
+  setting that differs between the loaded runs (not seed or sampler), e.g. ``... [train.lr=0.01]``.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import json
 import os
 from collections import defaultdict
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
 import pandas as pd
 import yaml
 
-from fedsim.config_schema import IDENTITY_IGNORED_KEYS
-from fedsim.results.recorder import read_jsonl
+from fedsim.identity import component_params, effective_config, is_fedsim_target
+from fedsim.results.recorder import METRICS_FILE, read_jsonl
 
 _SAMPLER_SHORT = {
     "HiCSSampler": "hics",
@@ -51,10 +49,9 @@ _SAMPLER_SHORT = {
     "FedCorSampler": "fedcor",
     "ClusteredSampler": "clustered",
 }
-# config keys that never split runs into settings: those that do not change a run's records,
-# what a study varies on purpose (seed, sampler) and what the setting label already shows
-_NOT_SETTING = IDENTITY_IGNORED_KEYS + ("seed", "sampler", "hics", "dataset", "partitioner", "num_clients",
-                                        "clients_per_round")
+# records-defining settings that do not split runs into settings: what a study varies on
+# purpose (seed, sampler) and what the setting label already shows
+_LABELLED = ("seed", "sampler", "dataset", "partitioner", "num_clients", "clients_per_round")
 ID_COLUMNS = ["run", "sampler", "setting", "seed", "finished"]
 
 
@@ -70,6 +67,16 @@ class Study:
         keep = self.runs[self.runs["finished"].astype(bool)]
         return Study(keep.reset_index(drop=True), self.rounds[self.rounds["run"].isin(keep["run"])].reset_index(drop=True))
 
+    def mixed_streams(self) -> list[str]:
+        """Settings whose runs were drawn with different stream derivations (not paired by seed).
+
+        ``summary.json``'s ``streams_version`` (:data:`fedsim.streams.STREAMS_VERSION`; runs
+        recorded before fedsim 0.2.0 have none and count as 1): under one seed, runs of two
+        versions saw different partitions, initial models and client streams.
+        """
+        versions = self.runs.groupby("setting")["streams_version"].nunique()
+        return [str(s) for s, n in versions.items() if n > 1]
+
     @property
     def unfinished(self) -> pd.DataFrame:
         """Runs without ``summary.json``: run, sampler, setting, seed, rounds recorded."""
@@ -81,10 +88,10 @@ def find_runs(paths: Sequence[str | Path]) -> list[Path]:
     """Every folder at or under ``paths`` that holds ``metrics.jsonl`` (sorted, unique)."""
     found: set[Path] = set()
     for path in map(Path, paths):
-        if (path / "metrics.jsonl").is_file():
+        if (path / METRICS_FILE).is_file():
             found.add(path.resolve())
         if path.is_dir():
-            found.update(p.parent.resolve() for p in path.rglob("metrics.jsonl"))
+            found.update(p.parent.resolve() for p in path.rglob(METRICS_FILE))
     return sorted(found)
 
 
@@ -178,27 +185,13 @@ def differing_keys(dicts: Sequence[dict[str, Any]]) -> list[str]:
     return [k for k in keys if len({json.dumps(f[k], default=str) for f in flats}) > 1]
 
 
-UNSET = "unset"  # a sampler setting an older run's config lacks and its class has no default for
-
-
-@lru_cache(maxsize=None)
-def class_defaults(target: str) -> dict[str, Any]:
-    """Constructor defaults of one of fedsim's own classes, by ``_target_`` ({} for any other).
-
-    Only modules under ``fedsim.`` are imported: a run folder is untrusted input.
-    """
-    module_name, _, name = str(target).rpartition(".")
-    if not (module_name + ".").startswith("fedsim."):
-        return {}
-    try:
-        signature = inspect.signature(getattr(importlib.import_module(module_name), name))
-    except Exception:  # noqa: BLE001 - an unknown or renamed class only loses the defaults
-        return {}
-    return {k: p.default for k, p in signature.parameters.items() if p.default is not inspect.Parameter.empty}
+def effective(config: dict[str, Any]) -> dict[str, Any]:
+    """A folder's config as :mod:`fedsim.identity` sees it (defaults of fedsim's own classes only)."""
+    return effective_config(config, trusted=is_fedsim_target)
 
 
 def _setting_labels(configs: list[dict[str, Any]]) -> list[str]:
-    rest = [{k: v for k, v in c.items() if k not in _NOT_SETTING} for c in configs]
+    rest = [{k: v for k, v in effective(c).items() if k not in _LABELLED} for c in configs]
     keys = differing_keys(rest)
     labels = []
     for config, flat in zip(configs, map(flatten, rest)):
@@ -223,7 +216,7 @@ def load(paths: Sequence[str | Path]) -> Study:
         config = _read_yaml(run_dir / "config.yaml")
         summary = _read_json(run_dir / "summary.json")
         partition = _read_json(run_dir / "partition.json") or {}
-        rows = read_jsonl(run_dir / "metrics.jsonl")
+        rows = read_jsonl(run_dir / METRICS_FILE)
         records.append((run_dir, config, summary, partition, rows))
     settings = _setting_labels([r[1] for r in records])
     run_rows, frames = [], []
@@ -245,6 +238,7 @@ def load(paths: Sequence[str | Path]) -> Study:
                 "groups": partition.get("groups"),
                 "alphas": list(alphas) if isinstance(alphas, (list, tuple)) else None,
                 "wall_seconds": (summary or {}).get("wall_seconds"),
+                "streams_version": (summary or {}).get("streams_version", 1),
             }
         )
         frame = pd.DataFrame(rows)
@@ -254,7 +248,7 @@ def load(paths: Sequence[str | Path]) -> Study:
         frames.append(frame)
     runs = pd.DataFrame(run_rows, columns=[
         "run", "dir", "sampler", "sampler_class", "sampler_config", "setting", "seed", "finished",
-        "rounds_recorded", "num_rounds", "groups", "alphas", "wall_seconds",
+        "rounds_recorded", "num_rounds", "groups", "alphas", "wall_seconds", "streams_version",
     ])
     _disambiguate_samplers(runs)
     runs = runs.sort_values(["setting", "sampler", "seed", "run"], key=_sort_key).reset_index(drop=True)
@@ -276,17 +270,20 @@ def _sort_key(column: pd.Series) -> pd.Series:
     return column.map(seed_key)
 
 
+UNSET = "unset"  # a sampler setting one run's config lacks and no default of a fedsim class fills
+
+
 def _disambiguate_samplers(runs: pd.DataFrame) -> None:
     """Append differing sampler settings to labels shared by runs of one setting (in place)."""
     by_label: dict[tuple[str, str], list[int]] = defaultdict(list)
     for i, row in runs.iterrows():
         by_label[(row["setting"], row["sampler"])].append(i)
     for idx in by_label.values():
-        raw = [dict(runs.at[i, "sampler_config"], _class=runs.at[i, "sampler_class"]) for i in idx]
-        names = set().union(*raw) - {"_target_"}
-        # a setting an older run lacks took its class's default then (a switch added later)
-        cfgs = [{k: c[k] if k in c else class_defaults(c.get("_target_", "")).get(k, UNSET) for k in names}
-                for c in raw]
+        # effective parameters: a switch an older run lacks is its class's default (the value it ran with)
+        cfgs = [dict(component_params(runs.at[i, "sampler_config"], trusted=is_fedsim_target),
+                     _class=runs.at[i, "sampler_class"]) for i in idx]
+        names = set().union(*cfgs) - {"_target_"}
+        cfgs = [{k: c.get(k, UNSET) for k in names} for c in cfgs]
         keys = differing_keys(cfgs)
         if not keys:
             continue

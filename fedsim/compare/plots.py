@@ -5,17 +5,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from fedsim.compare.load import Study  # noqa: E402
-
-DPI = 100
+from fedsim.compare.load import Study
+from fedsim.plotting import DPI, plt, sns
 
 
 def _palette(samplers) -> dict[str, tuple]:
@@ -126,18 +120,3 @@ def per_class(study: Study, path: Path) -> Path | None:
     fig.suptitle("per-class accuracy, mean over seeds", fontsize=9)
     return _save(fig, path)
 
-
-def learning_curve_figure(rounds: np.ndarray, accuracy: np.ndarray, per_class_rows: list, title: str):
-    """A single run's figure: overall accuracy and, when given, per-class accuracy."""
-    sns.set_theme(style="whitegrid", font_scale=0.8)
-    fig, ax = plt.subplots(figsize=(7, 4))
-    if per_class_rows:
-        pc_rounds = [r for r, _ in per_class_rows]
-        values = np.array([v for _, v in per_class_rows], dtype=float)
-        colors = sns.color_palette("tab10" if values.shape[1] <= 10 else "husl", values.shape[1])
-        for k in range(values.shape[1]):
-            ax.plot(pc_rounds, values[:, k], lw=0.7, alpha=0.6, color=colors[k], label=f"class {k}")
-    ax.plot(rounds, accuracy, color="black", lw=1.6, label="accuracy")
-    ax.set(xlabel="round", ylabel="test accuracy", title=title, ylim=(-0.02, 1.02))
-    ax.legend(fontsize=6, ncol=2 if per_class_rows else 1)
-    return fig

@@ -152,7 +152,7 @@ def _share_rows(shares: pd.DataFrame) -> tuple[list[str], list[list[Any]]]:
 def to_markdown(summary: pd.DataFrame, paired: pd.DataFrame, selection: pd.DataFrame, shares: pd.DataFrame, *,
                 fewest: pd.DataFrame | None = None, target: float, smooth: int, window: int, baseline: str,
                 effects: Sequence[str], unfinished: pd.DataFrame | None = None, plots: Sequence[str] = (),
-                final_window: int = 10) -> str:
+                final_window: int = 10, mixed_streams: Sequence[str] = ()) -> str:
     """The whole report: per setting a speed table, an accuracy table, the paired comparison,
     selection health and group shares; then what every column means."""
     n_runs = int(summary["n_seeds"].sum()) if not summary.empty else 0
@@ -169,7 +169,9 @@ def to_markdown(summary: pd.DataFrame, paired: pd.DataFrame, selection: pd.DataF
         "are kept as censored at R. Paired statistics pair runs by seed; with n seeds the exact "
         "sign-flip p cannot go below 2/2^n (0.25 for 3 seeds).",
         "",
-    ]
+    ] + [f"**Not paired:** the runs of `{s}` mix random-stream versions (fedsim before and after 0.2.0), "
+         f"so one seed did not give them the same partition, initial model and client streams." for s in mixed_streams] \
+        + ([""] if mixed_streams else [])
     for setting in dict.fromkeys(summary["setting"]):
         s = summary[summary["setting"] == setting]
         out += [f"## {setting}", "", "### Rounds to target", "",

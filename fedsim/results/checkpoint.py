@@ -92,8 +92,11 @@ def check_checkpoint(checkpoint: Checkpoint, identity: dict[str, Any], initial: 
                      recorded_rounds: list[int], num_rounds: int) -> None:
     """Refuse (ConfigError) a checkpoint that does not belong to, or continue, this run."""
     where = f"{CHECKPOINT} (round {checkpoint.server_round})"
+    theirs = checkpoint.identity or {}
+    if theirs and theirs.get("streams_version", 1) != identity.get("streams_version", 1):
+        raise ConfigError(f"{where} was written by fedsim before 0.2.0, whose random streams differ: continuing "
+                          f"it would mix two; run it again in a new folder (or delete {CHECKPOINT} to restart)")
     if checkpoint.identity != identity:
-        theirs = checkpoint.identity or {}
         differs = [k for k in identity if theirs.get(k) != identity[k]]
         raise ConfigError(f"{where} belongs to another run ({', '.join(differs) or 'no identity'} differ); "
                           f"delete it to restart, or resume the run it came from")

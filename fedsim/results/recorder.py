@@ -70,10 +70,14 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+METRICS_FILE = "metrics.jsonl"
+"""A run's per-round records: the file that makes a folder a run folder."""
+
+
 class RunRecorder:
     """Appends per-round lines and writes the run's other files."""
 
-    METRICS = "metrics.jsonl"
+    METRICS = METRICS_FILE
     SAMPLER = "sampler.jsonl"
     SUMMARY = "summary.json"
     PARTITION = "partition.json"

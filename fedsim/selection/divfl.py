@@ -113,6 +113,11 @@ class DivFLSampler(Sampler):
         else:
             self.needs = SamplerNeeds(full_updates=True)
 
+    @classmethod
+    def unread_params(cls, params: dict) -> set[str]:
+        """``subset_fraction`` only matters to stochastic greedy (:mod:`fedsim.identity`)."""
+        return set() if params.get("stochastic") else {"subset_fraction"}
+
     def reset(self) -> None:
         """Start with no stored updates (stale variant)."""
         self.store = LatestUpdates(self.num_clients)

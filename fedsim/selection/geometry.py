@@ -2,11 +2,12 @@
 
 One home for the formulas several samplers use, so each is written once:
 
-- :func:`angles_between` / :func:`angles_from_gram`: the angle (radians) between updates,
+- :func:`angles_across` / :func:`angles_between` / :func:`angles_from_gram`: the angle (radians) between updates,
   from the vectors themselves or from their Gram matrix;
 - :func:`squared_distances_from_gram`, :func:`distances_from_gram`, :func:`pairwise_distances`:
   Euclidean distances ``||x_i - x_j||`` through ``|x_i|^2 + |x_j|^2 - 2 <x_i, x_j>``;
-- :func:`hics_distance_matrix`: HiCS-FL's clustering distance, angle + lambda * entropy gap.
+- :func:`hics_distances` / :func:`hics_distance_matrix`: HiCS-FL's clustering distance,
+  angle + lambda * entropy gap, between two sets of clients or among one.
 
 **The zero-update rule** (one rule for every sampler). A zero update has no direction: it
 is a client that has not reported yet (clustered sampling and DivFL keep zeros until a
@@ -39,16 +40,26 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
     return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
 
 
-def angles_between(vectors: np.ndarray) -> np.ndarray:
-    """(N, N) angles in radians between the rows of ``vectors`` (N, D).
+def angles_across(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(len(a), len(b)) angles in radians between the rows of ``a`` and those of ``b``.
 
     Rows are normalised first and the cosine clipped, since rounding can push parallel
-    vectors past 1.
+    vectors past 1; the zero-update rule applies.
     """
-    vectors = np.asarray(vectors, dtype=np.float64)
-    zero = np.linalg.norm(vectors, axis=1) == 0
-    unit = unit_rows(vectors)
-    return _angles_from_cosines(unit @ unit.T, zero)
+    unit_a, unit_b = unit_rows(a), unit_rows(b)
+    zero_a, zero_b = ~unit_a.any(axis=1), ~unit_b.any(axis=1)
+    cos = unit_a @ unit_b.T
+    cos[zero_a, :] = 0.0  # arccos(0) = pi/2 = ZERO_TO_NONZERO_ANGLE
+    cos[:, zero_b] = 0.0
+    cos[np.ix_(zero_a, zero_b)] = 1.0
+    return np.arccos(np.clip(cos, -1.0, 1.0))
+
+
+def angles_between(vectors: np.ndarray) -> np.ndarray:
+    """(N, N) angles in radians between the rows of ``vectors`` (N, D); 0 on the diagonal."""
+    angles = angles_across(vectors, vectors)
+    np.fill_diagonal(angles, 0.0)
+    return angles
 
 
 def angles_from_gram(gram: np.ndarray) -> np.ndarray:
@@ -79,11 +90,19 @@ def pairwise_distances(features: np.ndarray) -> np.ndarray:
     return distances_from_gram(x @ x.T)
 
 
-def hics_distance_matrix(directions: np.ndarray, entropies: np.ndarray, lam: float) -> np.ndarray:
-    """HiCS-FL's Dist(u, k) = angle(d_u, d_k) + lam * |H_u - H_k|, shape (N, N).
+def hics_distances(directions_a: np.ndarray, entropies_a: np.ndarray, directions_b: np.ndarray,
+                   entropies_b: np.ndarray, lam: float) -> np.ndarray:
+    """HiCS-FL's Dist(u, k) = angle(d_u, d_k) + lam * |H_u - H_k| between two sets, (len(a), len(b)).
 
-    ``directions`` (N, D) are the vectors whose angle is measured (bias updates, or the
-    whole output layer); the angle follows :func:`angles_between`, zero-update rule included.
+    ``directions`` are the vectors whose angle is measured (bias updates, or the whole
+    output layer); the angle follows :func:`angles_across`, zero-update rule included.
     """
-    entropies = np.asarray(entropies, dtype=np.float64)
-    return angles_between(directions) + lam * np.abs(entropies[:, None] - entropies[None, :])
+    gap = np.asarray(entropies_a, dtype=np.float64)[:, None] - np.asarray(entropies_b, dtype=np.float64)[None, :]
+    return angles_across(directions_a, directions_b) + lam * np.abs(gap)
+
+
+def hics_distance_matrix(directions: np.ndarray, entropies: np.ndarray, lam: float) -> np.ndarray:
+    """:func:`hics_distances` of N clients among themselves, (N, N), 0 on the diagonal."""
+    distances = hics_distances(directions, entropies, directions, entropies, lam)
+    np.fill_diagonal(distances, 0.0)
+    return distances

@@ -208,6 +208,18 @@ class HiCSSampler(Sampler):
         self.micro_clusters = int(micro_clusters)
         self.exploration_rate = float(exploration_rate)
 
+    @classmethod
+    def unread_params(cls, params: dict) -> set[str]:
+        """Parameters these settings never read (they do not make two runs different; :mod:`fedsim.identity`)."""
+        unread = set()
+        if params.get("estimator") == "positive_part":
+            unread.add("temperature")  # the scale-free estimate has no softmax
+        if not params.get("variance_fallback"):
+            unread.add("variance_threshold")
+        if params.get("mode") != "scalable":
+            unread.add("micro_clusters")
+        return unread
+
     def reset(self) -> None:
         """Allocate per-client state; the update arrays get their width at the first report."""
         if self.num_clusters is not None and self.num_clusters > self.num_clients:

@@ -42,6 +42,12 @@ class HiCSOracleSampler(HiCSSampler):
     """
 
     needs = SamplerNeeds(true_label_distributions=True)
+    ESTIMATOR_SETTINGS = ("temperature", "estimator", "refresh", "warmup_order", "distance_on", "normalize_by_steps")
+
+    @classmethod
+    def unread_params(cls, params: dict) -> set[str]:
+        """The estimator settings too: there is nothing to estimate (:mod:`fedsim.identity`)."""
+        return super().unread_params(params) | set(cls.ESTIMATOR_SETTINGS)
 
     def reset(self) -> None:
         """Also forget the truth: :meth:`entropies` refuses until it is received again."""

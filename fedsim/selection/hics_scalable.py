@@ -52,7 +52,7 @@ import numpy as np
 from sklearn.cluster import AgglomerativeClustering, KMeans
 from sklearn.neighbors import kneighbors_graph
 
-from fedsim.selection.geometry import hics_distance_matrix, squared_distances_from_gram, unit_rows
+from fedsim.selection.geometry import hics_distance_matrix, hics_distances, squared_distances_from_gram, unit_rows
 
 #: Default number of micro-clusters m, shared by :func:`scalable_clusters` and
 #: ``HiCSSampler(micro_clusters=...)`` so the two cannot drift apart (docs/hics-fl.md, section 8).
@@ -77,13 +77,7 @@ def cross_distances(points: np.ndarray, centers: np.ndarray) -> np.ndarray:
     ``fedsim.selection.geometry`` applies: pi/2 between a zero and a non-zero direction,
     0 between two zero ones.
     """
-    a = unit_rows(points[:, :-1])
-    b = unit_rows(centers[:, :-1])
-    cos = a @ b.T
-    zero_a = ~a.any(axis=1)
-    zero_b = ~b.any(axis=1)
-    cos[np.ix_(zero_a, zero_b)] = 1.0
-    return np.arccos(np.clip(cos, -1.0, 1.0)) + np.abs(points[:, -1][:, None] - centers[:, -1][None, :])
+    return hics_distances(points[:, :-1], points[:, -1], centers[:, :-1], centers[:, -1], lam=1.0)
 
 
 def landmark_profiles(embedding: np.ndarray, num_landmarks: int, rng: np.random.Generator) -> np.ndarray:

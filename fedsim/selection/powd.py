@@ -41,6 +41,11 @@ class PowerOfChoiceSampler(Sampler):
         self.d = d
         self.d_factor = d_factor
 
+    @classmethod
+    def unread_params(cls, params: dict) -> set[str]:
+        """``d_factor`` is not read when ``d`` is given (:mod:`fedsim.identity`)."""
+        return {"d_factor"} if params.get("d") is not None else set()
+
     def num_candidates(self, num_available: int) -> int:
         """d for this round, at least K and at most the number of available clients."""
         if self.d is not None:

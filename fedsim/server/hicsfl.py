@@ -28,8 +28,6 @@ class HiCSFL(SamplingFedAvg):
         K, clients sampled per round.
     num_rounds : int
         T_R, the total number of rounds (the annealing schedule needs it).
-    temperature, gamma0, lam, num_clusters
-        The paper's T, gamma_0, lambda and M (None = K).
     weighted_aggregation : bool (default: False)
         The paper aggregates with a plain mean; True weights by data size.
     proximal_mu : float (default: 0.0)
@@ -39,27 +37,23 @@ class HiCSFL(SamplingFedAvg):
     expected_nodes : int (default: 1)
         Nodes to wait for before the first round.
     **sampler_options
-        Any other :class:`~fedsim.selection.hics.HiCSSampler` switch (estimator,
-        warmup_order, refresh, within_cluster, distance_on, variance_fallback, ...).
+        :class:`~fedsim.selection.hics.HiCSSampler`'s settings, with its defaults: the paper's
+        ``temperature``, ``gamma0``, ``lam`` and ``num_clusters`` (T, gamma_0, lambda, M;
+        None = K), and every switch (estimator, warmup_order, refresh, within_cluster,
+        distance_on, variance_fallback, ...).
     """
 
     def __init__(
         self,
         clients_per_round: int,
         num_rounds: int,
-        temperature: float = 0.0025,
-        gamma0: float = 4.0,
-        lam: float = 10.0,
-        num_clusters: int | None = None,
         weighted_aggregation: bool = False,
         proximal_mu: float = 0.0,
         seed: int = 0,
         expected_nodes: int = 1,
         **sampler_options: Any,
     ) -> None:
-        sampler = HiCSSampler(
-            temperature=temperature, gamma0=gamma0, lam=lam, num_clusters=num_clusters, **sampler_options
-        )
+        sampler = HiCSSampler(**sampler_options)
         super().__init__(
             sampler=sampler,
             clients_per_round=clients_per_round,

@@ -25,7 +25,7 @@ from flwr.app import ArrayRecord, ConfigRecord
 from flwr.serverapp import Grid
 
 from fedsim.hooks import RoundHook, RoundResult, RunContext
-from fedsim.server.strategy import SamplingFedAvg
+from fedsim.server.strategy import SampledStrategy
 
 __all__ = ["TIMING_COLUMNS", "RoundResult", "run_rounds"]
 
@@ -74,7 +74,7 @@ class _Evaluator:
 
 def run_rounds(
     grid: Grid,
-    strategy: SamplingFedAvg,
+    strategy: SampledStrategy,
     initial_arrays: ArrayRecord,
     context: RunContext,
     train_config: dict[str, Any],
@@ -145,7 +145,7 @@ def _end_round(aggregated: _AggregatedRound, hooks: Sequence[RoundHook]) -> None
         hook.on_round_end(result)
 
 
-def round_row(strategy: SamplingFedAvg, server_round: int, round_seconds: float) -> dict[str, Any]:
+def round_row(strategy: SampledStrategy, server_round: int, round_seconds: float) -> dict[str, Any]:
     """The ``metrics.jsonl`` row of a finished round, before its evaluation columns are filled in.
 
     ``accuracy`` and ``loss`` stay None in a round that is not evaluated.

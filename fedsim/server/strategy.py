@@ -1,20 +1,27 @@
-"""A Flower strategy whose "who trains" is delegated to a :class:`~fedsim.selection.Sampler`.
+"""A fedsim sampler in front of any Flower strategy: the sampler decides who trains.
 
-``SamplingFedAvg`` is a Flower ``FedAvg`` (Message API) that
+:class:`SampledStrategy` wraps a Flower ``Strategy`` (FedAvg, FedProx, FedAdam, FedYogi,
+Krum, your own), the way Flower's differential-privacy strategies wrap one. Each round it
 - addresses clients by partition id: on first use it asks every node for its partition
   id (a ``query`` message), so selections are reproducible on any engine;
 - serves the sampler's needs: pre-selection probes (an extra ``evaluate`` round trip to
   the candidates, counted), and after training the sampled clients' reports;
-- aggregates itself (plain mean by default, or data-size weighted), reading only the
-  ``arrays`` record (replies also carry the output-layer update);
-- passes FedProx's ``proximal_mu`` and the local-training settings to clients.
+- lets the wrapped strategy configure the training messages for exactly the selected
+  clients (its ``configure_train`` sees a grid of those nodes only; ``fraction_train``
+  must be 1) and adds fedsim's run seed, from which clients derive their training stream;
+- validates every reply (:func:`~fedsim.server.validation.reply_problem`), hands the sound
+  ones to the sampler, and gives the wrapped strategy only their ``arrays`` and
+  ``metrics`` records to aggregate.
 
-It works with ``Strategy.start`` in any ServerApp, and with fedsim's own round loop,
-which reads :attr:`last_round` for the run records.
+It works with ``Strategy.start`` in any ServerApp, and with fedsim's own round loop, which
+reads :attr:`SampledStrategy.last_round` for the run records. Evaluation is central in
+fedsim, so the wrapped strategy's federated evaluation is not asked for.
+:class:`SamplingFedAvg` is the wrapper around fedsim's FedAvg/FedProx.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,15 +29,15 @@ from logging import DEBUG, INFO, WARNING
 from typing import Any
 
 import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 from flwr.common.logger import log
 from flwr.serverapp import Grid
-from flwr.serverapp.strategy import FedAvg
+from flwr.serverapp.strategy import Strategy
 
 from fedsim.selection.base import ClientReport, ProbeReport, Sampler
-from fedsim.server.addressing import query_partitions
 from fedsim.models.networks import output_layer_names
-from fedsim.server.aggregation import average_arrays
+from fedsim.server.addressing import query_partitions
+from fedsim.server.algorithms import FedAvg, FedProx
 from fedsim.server.validation import reply_problem
 from fedsim.streams import Stream, generator
 
@@ -70,22 +77,41 @@ def array_bytes(content: RecordDict) -> int:
     return sum(record.count_bytes() for record in content.array_records.values())
 
 
-class SamplingFedAvg(FedAvg):
-    """FedAvg with pluggable client sampling.
+class StrategyMismatch(ValueError):
+    """The wrapped strategy cannot let a sampler choose its clients (a setting says which)."""
+
+
+class SelectedNodes:
+    """A grid that lists only the selected nodes, so a wrapped strategy configures just those."""
+
+    def __init__(self, grid: Grid, node_ids: list[int]) -> None:
+        self.inner = grid
+        self.node_ids = list(node_ids)
+
+    def get_node_ids(self) -> list[int]:
+        """The selected nodes."""
+        return list(self.node_ids)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class SampledStrategy(Strategy):
+    """Any Flower strategy with its clients chosen by a fedsim sampler.
 
     Parameters
     ----------
+    strategy : flwr.serverapp.strategy.Strategy
+        Configures training messages and aggregates replies. Its ``fraction_train`` must be
+        1.0 (the sampler decides who trains); its minimum node counts must not exceed the
+        clients selected in a round.
     sampler : Sampler
         Chooses the partition ids that train each round.
     clients_per_round : int
         K, the number of clients asked to train each round.
-    weighted_aggregation : bool (default: False)
-        Weight client models by ``num-examples`` (True) or take the plain mean (False,
-        the HiCS-FL paper's aggregation, unbiased when clients are drawn by data share).
-    proximal_mu : float (default: 0.0)
-        FedProx's proximal coefficient, sent to clients (0 = FedAvg).
     seed : int (default: 0)
-        Run seed sent to clients (their local shuffling derives from it).
+        Run seed: the sampler's stream and, sent to clients, their training streams derive
+        from it (:mod:`fedsim.streams`).
     num_rounds : int (default: 1)
         Total rounds; samplers that anneal (HiCS-FL) need it.
     query_timeout : float (default: 600)
@@ -106,10 +132,9 @@ class SamplingFedAvg(FedAvg):
 
     def __init__(
         self,
+        strategy: Strategy,
         sampler: Sampler,
         clients_per_round: int,
-        weighted_aggregation: bool = False,
-        proximal_mu: float = 0.0,
         seed: int = 0,
         num_rounds: int = 1,
         query_timeout: float = 600.0,
@@ -117,14 +142,21 @@ class SamplingFedAvg(FedAvg):
         client_sizes: Sequence[int] | None = None,
         node_wait_timeout: float | None = None,
     ) -> None:
-        super().__init__(fraction_train=1.0, fraction_evaluate=1.0, min_available_nodes=expected_nodes)
+        if float(getattr(strategy, "fraction_train", 1.0)) != 1.0:
+            raise StrategyMismatch(f"{type(strategy).__name__}.fraction_train={strategy.fraction_train}: the "
+                                   f"sampler decides who trains; set fraction_train to 1.0")
+        least = self.least_nodes(strategy)
+        if least > int(clients_per_round):
+            raise StrategyMismatch(f"{type(strategy).__name__} needs at least {least} training clients a round "
+                                   f"(min_train_nodes / min_available_nodes) but clients_per_round="
+                                   f"{clients_per_round}; lower its minimum or raise clients_per_round")
+        self.strategy = strategy
         self.sampler = sampler
         self.clients_per_round = int(clients_per_round)
-        self.weighted_aggregation = weighted_aggregation
-        self.proximal_mu = float(proximal_mu)
         self.seed = int(seed)
         self.num_rounds = int(num_rounds)
         self.query_timeout = query_timeout
+        self.min_available_nodes = int(expected_nodes)
         self.node_wait_timeout = query_timeout if node_wait_timeout is None else float(node_wait_timeout)
         self.node_wait_log_every = 5.0  # seconds between "waiting for nodes" messages
         self.node_of: dict[int, int] = {}
@@ -136,6 +168,11 @@ class SamplingFedAvg(FedAvg):
         if client_sizes is not None:
             self.client_sizes = np.asarray(client_sizes, dtype=np.float64)
             self._setup_sampler()
+
+    @staticmethod
+    def least_nodes(strategy: Strategy) -> int:
+        """The fewest training clients the wrapped strategy configures a round with (Flower waits for fewer)."""
+        return max(int(getattr(strategy, "min_train_nodes", 1)), int(getattr(strategy, "min_available_nodes", 1)))
 
     def _setup_sampler(self) -> None:
         """Give the sampler the federation's shape and its own random stream (once)."""
@@ -223,14 +260,27 @@ class SamplingFedAvg(FedAvg):
         log_entry.selected = [int(p) for p in selected]
         self.last_round = log_entry
         log(DEBUG, "configure_train: round %s selected partitions %s", server_round, log_entry.selected)
-
         self._global = {k: v.numpy() for k, v in arrays.items()}
+        return self._train_messages(server_round, arrays, config, grid, [self.node_of[p] for p in selected])
+
+    def _train_messages(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid,
+                        nodes: list[int]) -> list[Message]:
+        """The wrapped strategy's training messages for ``nodes``, in the order the sampler chose them."""
+        if not nodes:
+            return []
+        if len(nodes) < self.least_nodes(self.strategy):
+            raise RuntimeError(f"round {server_round}: {len(nodes)} client(s) selected (too few available) but "
+                               f"{type(self.strategy).__name__} needs at least {self.least_nodes(self.strategy)}")
         config = ConfigRecord(dict(config))
-        config["server-round"] = server_round
+        config["server-round"] = server_round  # Flower's strategies set it too; a user's may not
         config["seed"] = self.seed
-        config["proximal-mu"] = self.proximal_mu
-        record = RecordDict({"arrays": arrays, "config": config})
-        return self._construct_messages(record, [self.node_of[p] for p in selected], MessageType.TRAIN)
+        messages = list(self.strategy.configure_train(server_round, arrays, config, SelectedNodes(grid, nodes)))
+        order = {node: i for i, node in enumerate(nodes)}
+        unknown = [m.metadata.dst_node_id for m in messages if m.metadata.dst_node_id not in order]
+        if unknown or len(messages) != len(nodes):
+            raise RuntimeError(f"{type(self.strategy).__name__}.configure_train addressed {len(messages)} message(s) "
+                               f"for the {len(nodes)} selected clients; it must configure each selected client once")
+        return sorted(messages, key=lambda m: order[m.metadata.dst_node_id])
 
     def _probe(
         self, grid: Grid, arrays: ArrayRecord, candidates: list[int], server_round: int, log_entry: RoundLog
@@ -244,7 +294,8 @@ class SamplingFedAvg(FedAvg):
             {"server-round": server_round, "want-gradient": bool(self.sampler.needs.probe_gradients)}
         )
         record = RecordDict({"arrays": arrays, "config": config})
-        messages = self._construct_messages(record, [self.node_of[p] for p in candidates], MessageType.EVALUATE)
+        messages = [Message(content=record, message_type=MessageType.EVALUATE, dst_node_id=self.node_of[p])
+                    for p in candidates]
         log_entry.probe_messages += len(messages)
         log_entry.probe_bytes += len(messages) * array_bytes(record)
         probes = {}
@@ -317,12 +368,23 @@ class SamplingFedAvg(FedAvg):
         reports = [self.client_report(r) for r in good]
         log_entry.train_bytes = sum(array_bytes(r.content) for r in good)
         log_entry.succeeded = [r.partition_id for r in reports]
-        weights = [r.num_examples for r in reports] if self.weighted_aggregation else None
-        arrays = average_arrays([r.content["arrays"] for r in good], weights)
+        arrays, metrics = self.strategy.aggregate_train(server_round, [aggregation_view(r) for r in good])
+        if arrays is not None:
+            arrays = self.in_model_dtypes(arrays)
         self.sampler.observe(server_round, reports)
-        mean_loss = float(np.mean([r.train_loss for r in reports]))
-        log_entry.train_loss = mean_loss
-        return arrays, MetricRecord({"train-loss": mean_loss, "num-clients": len(reports)})
+        log_entry.train_loss = float(np.mean([r.train_loss for r in reports]))
+        return arrays, metrics
+
+    def in_model_dtypes(self, arrays: ArrayRecord) -> ArrayRecord:
+        """The aggregate in the dtypes of the model sent out (FedAdam and FedYogi compute in float64).
+
+        Replies are validated against the global model's dtypes, so a model whose dtype
+        drifted would have every later reply rejected.
+        """
+        if all(arrays[k].numpy().dtype == self._global[k].dtype for k in arrays.keys() if k in self._global):
+            return arrays
+        return ArrayRecord({k: Array(np.asarray(arrays[k].numpy(), dtype=self._global[k].dtype))
+                            if k in self._global else arrays[k] for k in arrays.keys()})
 
     # ------------------------------------------------------------------ evaluation
     def configure_evaluate(
@@ -331,12 +393,43 @@ class SamplingFedAvg(FedAvg):
         """No federated evaluation: fedsim evaluates the global model centrally."""
         return []
 
+    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
+        """Nothing to aggregate: no federated evaluation was asked for."""
+        return None
+
     def summary(self) -> None:
-        """Log the strategy's settings."""
+        """Log the sampler and the wrapped strategy's settings."""
         log(INFO, "\t├──> Sampler: %s", type(self.sampler).__name__)
         log(INFO, "\t├──> Clients per round: %s", self.clients_per_round)
-        log(INFO, "\t└──> Aggregation: %s", "weighted" if self.weighted_aggregation else "plain mean")
+        log(INFO, "\t└──> Strategy: %s", type(self.strategy).__name__)
+        self.strategy.summary()
 
     def record_extras(self) -> dict[str, Any]:
         """Sampler diagnostics of the last round (JSON-ready)."""
         return self.sampler.diagnostics()
+
+
+def aggregation_view(reply: Message) -> Message:
+    """The reply as the wrapped strategy sees it: only its ``arrays`` and ``metrics`` records.
+
+    Flower's aggregators average every ArrayRecord of a reply, and fedsim's replies also
+    carry the output-layer update for the sampler; that one is not part of the model.
+    """
+    view = copy.copy(reply)
+    view.content = RecordDict({"arrays": reply.content["arrays"], "metrics": reply.content["metrics"]})
+    return view
+
+
+class SamplingFedAvg(SampledStrategy):
+    """A sampler in front of fedsim's FedAvg (or FedProx when ``proximal_mu`` > 0).
+
+    ``weighted_aggregation`` weights client models by ``num-examples``; False (default) is
+    the plain mean of the HiCS-FL paper (:mod:`fedsim.server.algorithms`). The other
+    parameters are :class:`SampledStrategy`'s.
+    """
+
+    def __init__(self, sampler: Sampler, clients_per_round: int, weighted_aggregation: bool = False,
+                 proximal_mu: float = 0.0, **options: Any) -> None:
+        inner = FedProx(proximal_mu=proximal_mu, weighted_aggregation=weighted_aggregation) if proximal_mu > 0 \
+            else FedAvg(weighted_aggregation=weighted_aggregation)
+        super().__init__(inner, sampler, clients_per_round, **options)

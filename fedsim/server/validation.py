@@ -13,8 +13,7 @@ from typing import Any
 import numpy as np
 from flwr.app import ArrayRecord, RecordDict
 
-NON_FINITE = "NaN or inf values"
-"""What a reply's array with non-finite values is rejected for."""
+from fedsim.errors import NON_FINITE
 
 
 def _finite_number(value: Any) -> bool:
