@@ -162,11 +162,16 @@ def hydra_main(cfg: DictConfig) -> float | None:
         from fedsim.logs import close_logging, setup_logging
         from fedsim.results.run_lock import RunLock
 
-        plan = plan_run(cfg, run_dir, HydraConfig.get().overrides.task)
-        if plan is None:  # a finished run: nothing to do
-            return None
-        run_dir, cfg, resume = plan
-        with RunLock(run_dir):  # one writer per run folder, for the whole run
+        overrides = HydraConfig.get().overrides.task
+        target = run_dir if cfg.get("resume") is None else Path(str(cfg.resume)).expanduser()
+        if not target.is_dir() and cfg.get("resume") is not None:
+            plan_run(cfg, run_dir, overrides)  # says in one line that there is no run to resume
+        # one writer per run folder, from deciding what to do with it to the end of the run
+        with RunLock(target):
+            plan = plan_run(cfg, run_dir, overrides)
+            if plan is None:  # a finished run: nothing to do
+                return None
+            run_dir, cfg, resume = plan
             setup_logging(run_dir, cfg.get("log_level", "INFO"))
             try:
                 experiment = build_experiment(cfg)
