@@ -13,6 +13,9 @@ then writes, next to the records:
   with the true label entropy, Kendall's tau with and without the pairs of near-single-class
   clients, and the AUC separating the most balanced group (largest alpha: 0.2 in setting 2,
   0.5 in setting 1; none in setting 3, whose groups share one alpha) from the rest;
+- ``population.md``: per seed, the clients' sizes (all, and per group) and the variant's worst
+  estimator round with its AUC and the range of its estimates per group (what the report says
+  of the clients, from the records);
 - ``selection_health.md``: the fewest distinct clients picked in any 50 consecutive rounds, per run;
 - ``headline.md``: per sampler against random, the paired readings the report rests on
   (rounds to 75% as a ratio, mean accuracy over 200 rounds as a difference, with 95%
@@ -154,6 +157,42 @@ def write_estimator_quality(out: Path, study) -> Path:
     return path
 
 
+def write_population(out: Path, study, sampler: str = "hics_diverse") -> Path:
+    """``population.md``: what the prose says of the clients, read from the records.
+
+    Per seed: client sizes over all clients and per heterogeneity group (min-max), from
+    ``partition.json``; and ``sampler``'s worst round after warm-up by Spearman, with its AUC
+    for the most balanced group and the range of the estimates per group in that round.
+    """
+    quality = pd.read_csv(out / "estimator_quality.csv")
+    rows = []
+    for run in study.runs[study.runs["sampler"] == sampler].itertuples():
+        partition = json.loads((out / run.run / "partition.json").read_text())
+        sizes, groups = np.asarray(partition["sizes"]), np.asarray(partition.get("groups") or [0] * len(partition["sizes"]))
+        labels = [f"{a:g}" for a in run.alphas] if run.alphas else [str(g) for g in sorted(set(groups))]
+        worst = quality[(quality["sampler"] == sampler) & (quality["seed"] == run.seed)].nsmallest(1, "spearman")
+        if worst.empty:
+            continue
+        worst = worst.iloc[0]
+        row = next(r for r in read_jsonl(out / run.run / "sampler.jsonl") if r["round"] == worst["round"])
+        estimate = estimates(row)
+        rows.append([run.seed, f"{sizes.min()}-{sizes.max()}",
+                     "; ".join(f"{labels[g]}: {sizes[groups == g].min()}-{sizes[groups == g].max()}"
+                               for g in sorted(set(groups))),
+                     int(worst["round"]), f"{worst['spearman']:.3f}", f"{worst['auc']:.3f}",
+                     "; ".join(f"{labels[g]}: {round(estimate[groups == g].min(), 2) + 0.0:.2f}-{round(estimate[groups == g].max(), 2) + 0.0:.2f}"
+                               for g in sorted(set(groups)))])
+    path = out / "population.md"
+    path.write_text(
+        f"Produced by: `{REPORT_COMMAND}`. Per seed: the clients' sizes (examples; all clients, then per group, "
+        f"labelled by its Dirichlet alpha) from `partition.json`; and `{sampler}`'s worst round after warm-up by "
+        "Spearman (estimate vs true label entropy, `estimator_quality.csv`), with that round's AUC for the most "
+        "balanced group and the range of the estimates (nats) per group.\n\n"
+        + md_table(["seed", "sizes", "sizes per group", "worst round", "Spearman", "AUC", "estimates per group"], rows)
+        + "\n")
+    return path
+
+
 def write_selection_health(out: Path, study) -> Path:
     """``selection_health.md``: per run, the fewest distinct clients picked in any 50 consecutive
     rounds (every start: the window the exploration guarantee speaks of), and the mean and top-5
@@ -252,7 +291,7 @@ def main() -> None:
                       [*extra, f"++sampler.{switch}"])
     compare([args.out], target=0.75, smooth=5, baseline="random", out=args.out)
     study = load([args.out]).finished()
-    for path in (write_headline(args.out), write_estimator_quality(args.out, study),
+    for path in (write_headline(args.out), write_estimator_quality(args.out, study), write_population(args.out, study),
                  write_selection_health(args.out, study), *write_ablations(args.out, args.ablations)):
         print(path.read_text())
 
