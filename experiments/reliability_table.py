@@ -8,8 +8,8 @@ one. "Data lost" counts rounds whose records are missing or differ from the refe
     python experiments/reliability_table.py                 # every scenario, then the hostile inputs
     python experiments/reliability_table.py --hostile-only  # rewrite only the hostile-input table
 
-The hostile-input table runs ``tests/test_hostile_inputs.py`` (the same matrix the test
-suite runs) and counts, per kind of input, the cases refused in one line before training
+The hostile-input table runs ``tests/test_hostile_inputs.py`` and ``tests/test_hostile_folders.py``
+(the same matrix the test suite runs) and counts, per kind of input, the cases refused in one line before training
 with the files already written unchanged, and lists those fedsim does not handle yet (the
 matrix's strict-xfail cases) and those skipped here (e.g. no GPU to refuse).
 """
@@ -185,7 +185,8 @@ SCENARIOS = {
 }
 
 
-HOSTILE_TESTS = Path(__file__).resolve().parent.parent / "tests" / "test_hostile_inputs.py"
+TESTS = Path(__file__).resolve().parent.parent / "tests"
+HOSTILE_TESTS = [TESTS / "test_hostile_inputs.py", TESTS / "test_hostile_folders.py"]
 HOSTILE_HEADING = "## Hostile inputs"
 # test function of tests/test_hostile_inputs.py -> the kind of input it feeds fedsim
 HOSTILE_KINDS = {
@@ -208,6 +209,36 @@ HOSTILE_KINDS = {
     "test_hostile_cifar_batches_are_one_line_data_errors_and_run_nothing": "CIFAR-10 batch files (pickles)",
     "test_cifar_folder_in_place_of_a_batch": "CIFAR-10 batch files (pickles)",
     "test_cifar_payload_reads_alone_run_nothing": "CIFAR-10 batch files (pickles)",
+    # tests/test_hostile_folders.py: the second round (folders planted as an attacker would)
+    **dict.fromkeys(["test_resume_does_not_resolve_the_environment_or_send_it_anywhere",
+                     "test_a_resumed_run_takes_no_hooks_from_its_folder",
+                     "test_a_tensorboard_folder_outside_the_run_folder_is_refused",
+                     "test_a_yaml_alias_bomb_is_refused_at_once",
+                     "test_a_partition_file_that_is_not_the_runs_partition_is_refused",
+                     "test_hostile_metrics_lines_are_refused_naming_the_line",
+                     "test_a_fifo_in_a_run_folder_is_refused_without_hanging",
+                     "test_record_files_that_are_links_are_refused_and_their_targets_untouched"],
+                    "run folders, second round (environment, hooks, aliases, partition, records, FIFOs, links)"),
+    **dict.fromkeys(["test_a_checkpoint_with_an_entry_fedsim_does_not_write_is_refused_before_inflating",
+                     "test_a_checkpoint_declaring_a_huge_entry_is_refused_before_inflating",
+                     "test_an_idx_gzip_whose_content_outgrows_its_header_is_not_inflated_past_it",
+                     "test_an_idx_fifo_is_refused_without_hanging",
+                     "test_cifar_labels_of_nested_shared_references_are_refused_before_expanding"],
+                    "decompression bombs and special files (checkpoints, IDX and CIFAR data)"),
+    **dict.fromkeys(["test_a_fresh_run_never_writes_through_a_planted_link",
+                     "test_a_fresh_run_into_a_folder_with_links_or_user_files_by_fedsims_names_is_refused",
+                     "test_safe_reads_refuse_links_and_oversized_files",
+                     "test_compare_replaces_a_planted_link_instead_of_writing_through_it",
+                     "test_files_hydra_writes_are_not_written_through_links"],
+                    "planted links and users' files (nothing written outside, nothing overwritten)"),
+    **dict.fromkeys(["test_compare_skips_a_bad_run_folder_in_one_line_naming_the_file",
+                     "test_compare_does_not_hang_on_a_fifo", "test_compare_output_paths_that_are_files_are_refused"],
+                    "`fedsim-compare` folders (each bad one skipped in one line; `--strict` refuses)"),
+    **dict.fromkeys(["test_values_past_what_fits_are_refused_before_allocating",
+                     "test_a_run_that_trains_nothing_exits_4",
+                     "test_tracking_targets_that_cannot_be_written_are_refused_before_training",
+                     "test_ctrl_c_is_one_line_and_exit_130"],
+                    "sizes and ranges past what fits, runs that train nothing (exit 4), Ctrl-C (exit 130)"),
 }
 
 
@@ -216,7 +247,7 @@ def hostile_input_table() -> list[str]:
     with tempfile.TemporaryDirectory() as folder:
         report = Path(folder) / "junit.xml"
         env = {**os.environ, "FLWR_TELEMETRY_ENABLED": "0"}
-        subprocess.run([sys.executable, "-m", "pytest", str(HOSTILE_TESTS), "-q", "-p", "no:cacheprovider",
+        subprocess.run([sys.executable, "-m", "pytest", *map(str, HOSTILE_TESTS), "-q", "-p", "no:cacheprovider",
                         f"--junitxml={report}", "-o", "junit_family=xunit1"], env=env, capture_output=True, text=True)
         cases = ET.parse(report).getroot().iter("testcase")
         tally: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
@@ -254,8 +285,10 @@ def hostile_input_table() -> list[str]:
 
 def hostile_section() -> str:
     lines = hostile_input_table()
-    return (f"{HOSTILE_HEADING}\n\n`tests/test_hostile_inputs.py`: each case must end in one line naming the "
-            "input (`fedsim: error: ...`, exit 2; 3 only for a diverged run) before training where the input is "
+    return (f"{HOSTILE_HEADING}\n\n`tests/test_hostile_inputs.py` and `tests/test_hostile_folders.py`: each case "
+            "must end in one line naming the input (`fedsim: error: ...`, exit 2; 3 only for a diverged run, 4 for "
+            "a run that trained nothing, 130 for Ctrl-C; `fedsim-compare` skips a bad run folder in one line "
+            "naming the file) before training where the input is "
             "known before training, leave every file already written unchanged (hashed before and after) and "
             "never run a payload (each payload only creates a marker file).\n\n" + "\n".join(lines) + "\n")
 

@@ -27,6 +27,10 @@ from fedsim.errors import ConfigError, RunDiverged, first_line  # noqa: E402
 CONFIG_GROUPS = ("dataset", "partitioner", "model", "sampler", "algorithm", "engine", "faults", "experiment",
                  "tracking")
 EXIT_CONFIG_ERROR = 2
+EXIT_NOTHING_TRAINED = 4
+"""A run that finished without one usable client update in any round (records are written)."""
+EXIT_INTERRUPTED = 130
+"""Ctrl-C (the shell's code for SIGINT): records up to the last finished round are kept."""
 
 
 def config_choices(group: str) -> list[str]:
@@ -127,6 +131,12 @@ def check_output_folders(argv: list[str]) -> None:
         if key.lstrip("+") not in ("hydra.run.dir", "hydra.sweep.dir") or not value or "${" in value:
             continue
         folder = Path(value).expanduser()
+        hydra_files = [folder / ".hydra", *(folder / ".hydra" / f"{n}.yaml" for n in ("config", "hydra", "overrides")),
+                       folder / "cli.log"]
+        links = [p for p in hydra_files if p.is_symlink()]
+        if links:  # Hydra writes these itself, following links: refuse before it starts
+            raise ConfigError(f"{key}={value}: {links[0]} is a symbolic link, which Hydra would write through; "
+                              f"remove it or choose another folder")
         try:
             folder.mkdir(parents=True, exist_ok=True)
             probe = folder / f".fedsim-write-test-{os.getpid()}"
@@ -137,7 +147,16 @@ def check_output_folders(argv: list[str]) -> None:
 
 
 def quiet_flower(level: str = "WARNING") -> None:
-    """Lower Flower's log level and drop its duplicate console handler under Hydra."""
+    """Lower Flower's log level and drop its duplicate console handler under Hydra.
+
+    ``flwr.supercore.logger`` sets Flower's logger to DEBUG when it is first imported (lazily,
+    by the engines), so it is imported here first; otherwise the level set here is undone and
+    the wrapped strategies' INFO lines reach the console.
+    """
+    try:
+        import flwr.supercore.logger  # noqa: F401
+    except ImportError:  # other Flower versions
+        pass
     flwr_logger = logging.getLogger("flwr")
     flwr_logger.setLevel(getattr(logging, level, logging.WARNING))
     flwr_logger.propagate = False
@@ -186,6 +205,11 @@ def hydra_main(cfg: DictConfig) -> float | None:
               f"or set on_divergence=continue to keep going", file=sys.stderr)
         sys.exit(RunDiverged.exit_code)
     print_summary(summary)
+    if summary.get("no_usable_reply"):
+        print(f"fedsim: error: no round produced a usable client update (every selected client failed or was "
+              f"rejected; reasons in {run_dir / 'metrics.jsonl'}): the model never trained. Lower train.lr or "
+              f"train.weight_decay, or check faults", file=sys.stderr)
+        sys.exit(EXIT_NOTHING_TRAINED)
     return summary["final_accuracy"]
 
 
@@ -217,6 +241,10 @@ def main() -> None:
         sys.exit(EXIT_CONFIG_ERROR)
     try:
         hydra_main()
+    except KeyboardInterrupt:
+        print("fedsim: interrupted; the records of every finished round are kept: rerun the same command to "
+              "resume", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
     except SystemExit as exc:
         # Hydra exits 1 on composition errors (e.g. a misspelt key); those are config errors.
         if exc.code == 1 and not _task_started:

@@ -127,15 +127,20 @@ class FedsimConfig:
     flower_log_level: str = field(default="ERROR", metadata=HOW)  # Flower's own log level
     train: TrainConfig = field(default_factory=TrainConfig)
     hics: HicsConfig = field(default_factory=HicsConfig, metadata=OBSERVES)  # read only through sampler presets
-    # your own round hooks, by name: hooks.<name>._target_=pkg.module.Class (examples/my_plugins.py)
-    hooks: Dict[str, Any] = field(default_factory=dict, metadata=OBSERVES)
+    # your own round hooks, by name: hooks.<name>._target_=pkg.module.Class (examples/my_plugins.py);
+    # tracking=... adds fedsim's. A resumed run takes them from the resuming command, never the folder.
+    hooks: Dict[str, Any] = field(default_factory=dict, metadata=HOW)
 
 
 NOT_IDENTITY = tuple(f.name for f in fields(FedsimConfig) if f.metadata.get("identity") is False) + ("tracking",)
 """Top-level settings that do not change a run's records (``tracking`` is a config group that adds hooks)."""
 
 RESUME_SETTINGS = tuple(f.name for f in fields(FedsimConfig) if f.metadata.get("resume"))
-"""Settings that may be given with ``resume=``: how to run comes from the command, what to run from the folder."""
+"""Settings that may be given with ``resume=``: how to run comes from the command, what to run from the folder.
+
+``hooks`` is one of them: the hooks and tracking of a resumed run are the resuming person's
+(none unless given), never those a run folder names, since a folder may come from anyone.
+``tracking=...`` (a config group that fills ``hooks``) may be given too."""
 
 
 def register() -> None:

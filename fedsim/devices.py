@@ -8,6 +8,7 @@ there is a :class:`~fedsim.errors.ConfigError` naming the setting and the fix.
 
 from __future__ import annotations
 
+import os
 import re
 
 import torch
@@ -42,3 +43,23 @@ def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
         )
     return torch.device("cuda", number)
 
+
+
+def physical_memory_bytes() -> int | None:
+    """This machine's physical memory (None where the OS does not say)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def check_fits_in_memory(needed_bytes: float, setting: str, fix: str) -> None:
+    """Refuse (one line) a size-like setting whose arrays would need more than half of physical memory.
+
+    Checked before allocating, so a typo such as ``num_train=10000000000`` is a ConfigError,
+    not a process killed by the OS after minutes of swapping.
+    """
+    total = physical_memory_bytes()
+    if total is not None and needed_bytes > total / 2:
+        raise ConfigError(f"{setting}: needs about {needed_bytes / 2**30:.1f} GiB of memory, more than half of this "
+                          f"machine's {total / 2**30:.1f} GiB; {fix}")

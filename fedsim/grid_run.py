@@ -9,6 +9,7 @@ hands to fedsim's ServerApp under ``flwr run`` (:mod:`fedsim.flower_app`).
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -23,13 +24,15 @@ from fedsim.data.datasets import DatasetArrays
 from fedsim.data.partitioners import Partitioning
 from fedsim.data.stats import partition_summary
 from fedsim.engine.faults import AvailabilitySchedule, FaultClock, FaultInjectingGrid
+from fedsim.errors import ConfigError
 from fedsim.hooks import CrashInjector, DivergenceGuard, RoundHook, RunContext
 from fedsim.identity import run_identity
 from fedsim.logs import FailureReport
 from fedsim.reporting import ProgressBar
 from fedsim.results.checkpoint import CheckpointHook, check_checkpoint, load_checkpoint, restore_sampler
 from fedsim.results.learning_curve import LearningCurveHook
-from fedsim.results.recorder import RecordsHook, RunRecorder, SummaryFile
+from fedsim.results.recorder import RecordsHook, RunRecorder, SummaryFile, strict_json
+from fedsim.safe_io import RECORDS_LIMIT, parse_json, read_json
 from fedsim.server.evaluation import CentralEvaluator
 from fedsim.server.loop import run_rounds
 from fedsim.server.strategy import SampledStrategy
@@ -88,6 +91,21 @@ def run_hooks(experiment: Experiment, recorder: RunRecorder, run_dir: Path, resu
     return hooks + experiment.hooks + list(extra) + [LearningCurveHook(), SummaryFile(recorder, identity)]
 
 
+def check_partition_file(run_dir: Path, partition: dict[str, Any]) -> None:
+    """Refuse to continue a run whose ``partition.json`` is not the partition its seed gives.
+
+    The partition is rebuilt from the seed on resume, never read from the folder; a file that
+    differs (edited, or written by another fedsim version's streams) means the records and
+    this run would not be of one partition.
+    """
+    path = run_dir / RunRecorder.PARTITION
+    if not os.path.lexists(path):
+        return
+    if read_json(path, RECORDS_LIMIT) != parse_json(strict_json(partition)):
+        raise ConfigError(f"{path} is not the partition this run's seed gives (edited, or written by another "
+                          f"fedsim version); the records cannot be continued: run it again in a new folder")
+
+
 def evaluation_columns(evaluator: CentralEvaluator) -> Callable[[ArrayRecord], dict[str, Any]]:
     """The round row's evaluation columns: loss, accuracy, accuracy per class (and the per-batch mean)."""
     def evaluate(arrays: ArrayRecord) -> dict[str, Any]:
@@ -117,9 +135,12 @@ def run_on_grid(experiment: Experiment, grid: Any, run_dir: str | Path, resume: 
     the user's hooks, ``hooks``, learning curve, ``summary.json``). Returns the summary.
     """
     cfg, run_dir = experiment.cfg, Path(run_dir)
+    if resume:
+        RunRecorder.check_records(run_dir, cfg.num_rounds)
     checkpoint = load_checkpoint(run_dir) if resume else None
+    partition = partition_summary(experiment.dataset.y_train, experiment.partitioning, experiment.dataset.num_classes)
     if checkpoint is not None:
-        RunRecorder.check_records(run_dir)
+        check_partition_file(run_dir, partition)
         check_checkpoint(checkpoint, run_identity(cfg), experiment.initial_arrays,
                          [r.get("round") for r in RunRecorder.read_rows(run_dir)], cfg.num_rounds)
         restore_sampler(experiment.strategy.sampler, checkpoint)
@@ -127,9 +148,8 @@ def run_on_grid(experiment: Experiment, grid: Any, run_dir: str | Path, resume: 
     recorder = RunRecorder(run_dir, resume_after_round=done if resume else None)
     if not resume:
         recorder.write_config(OmegaConf.to_yaml(cfg, resolve=True))
-    if checkpoint is None or not (run_dir / RunRecorder.PARTITION).exists():  # round 1 rebuilds the partition
-        recorder.write_partition(partition_summary(experiment.dataset.y_train, experiment.partitioning,
-                                                   experiment.dataset.num_classes))
+    if checkpoint is None or not os.path.lexists(run_dir / RunRecorder.PARTITION):  # round 1 rebuilds it
+        recorder.write_partition(partition)
     evaluator = CentralEvaluator(experiment.dataset.x_test, experiment.dataset.y_test, experiment.model_factory,
                                  device=cfg.device, batch_mean_size=cfg.get("batch_mean_accuracy"))
     context = RunContext(run_dir, cfg, done + 1, cfg.num_rounds, experiment.dataset.num_classes, resumed=resume)

@@ -18,6 +18,7 @@ from typing import Any
 
 from fedsim.errors import ConfigError
 from fedsim.hooks import RoundHook, RoundResult, RunContext
+from fedsim.safe_io import open_write
 
 LOGGER_NAME = "fedsim"
 LOG_FILE = "fedsim.log"
@@ -26,6 +27,16 @@ FILE_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 _MARK = "_fedsim_handler"  # set on the handlers setup_logging adds, so a second call replaces them
 _saved_propagate: list[bool] = []
+
+
+class NoFollowFileHandler(logging.FileHandler):
+    """A log file appended to without following a link (:mod:`fedsim.safe_io`)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, mode="a", encoding="utf-8")
+
+    def _open(self):  # noqa: ANN202 - logging's own hook
+        return open_write(self.baseFilename, append=True)
 
 
 def _one_line(text: str) -> str:
@@ -88,7 +99,7 @@ def setup_logging(run_dir: Path | str | None, level: str = "INFO") -> logging.Lo
     if run_dir is not None:
         path = Path(run_dir) / LOG_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+        file_handler = NoFollowFileHandler(path)
         file_handler.setLevel(logging.DEBUG)
         file_handler.setFormatter(logging.Formatter(FILE_FORMAT))
         setattr(file_handler, _MARK, True)

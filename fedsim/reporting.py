@@ -50,5 +50,5 @@ def print_summary(summary: dict[str, Any]) -> None:
         f"  records         {summary['run_dir']}",
     ]
     if summary.get("no_usable_reply"):
-        lines.append("  WARNING: every selected client failed or was rejected: the model never trained")
+        lines.append("  every selected client failed or was rejected in every round: the model never trained")
     print("\n".join(lines))

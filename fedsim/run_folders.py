@@ -7,12 +7,12 @@ code. Its ``config.yaml`` may only name the ``_target_`` classes of fedsim's own
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from fedsim.config_schema import RESUME_SETTINGS, FedsimConfig, upgrade_legacy
@@ -21,11 +21,14 @@ from fedsim.errors import ConfigError, first_line
 from fedsim.identity import known_targets, same_run
 from fedsim.results.checkpoint import CHECKPOINT
 from fedsim.results.recorder import METRICS_FILE
+from fedsim.safe_io import read_yaml
 
 
 FEDSIM_FILES = (METRICS_FILE, "config.yaml", "partition.json", "summary.json", "sampler.jsonl",
-                "checkpoint.npz")
-"""Files fedsim writes into a run folder: a folder holding any of them is not a fresh one."""
+                "checkpoint.npz", "learning_curve.png", "fedsim.log", "metrics.csv", "entropy_report.json",
+                "entropy_estimate.png")
+"""Files fedsim writes into a run folder: a folder holding any of them is not a fresh one, and
+without a run's records there they are someone's own files, which a fresh run never overwrites."""
 
 
 def plan_run(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> tuple[Path, DictConfig, bool] | None:
@@ -38,30 +41,33 @@ def plan_run(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> t
     different run, or files fedsim writes but no run of the same config, is refused.
     """
     if cfg.get("resume") is not None:
-        extra = [o for o in overrides if o.split("=", 1)[0].lstrip("+~").split(".")[0] not in RESUME_SETTINGS]
+        allowed = RESUME_SETTINGS + ("tracking",)  # tracking: the config group that fills hooks
+        extra = [o for o in overrides if o.split("=", 1)[0].lstrip("+~").split(".")[0] not in allowed]
         if extra:
             raise ConfigError(f"resume={cfg.resume} takes no other settings (got {' '.join(extra)}): a resumed run "
                               f"continues with its saved config; start a new run to change settings")
         saved_dir, saved_cfg = saved_run(cfg.resume)
-        if (saved_dir / "summary.json").exists():
+        if os.path.lexists(saved_dir / "summary.json"):
             print(f"fedsim: {saved_dir} already finished; nothing to resume", file=sys.stderr)
             return None
         check_resumable(saved_dir, saved_cfg)
         for key in RESUME_SETTINGS:
             if key != "resume":
-                saved_cfg[key] = cfg[key]  # how to run comes from this command, what to run from the folder
+                # how to run comes from this command, what to run from the folder; hooks included:
+                # the folder's are never used (a folder may come from anyone)
+                saved_cfg[key] = cfg[key]
         print(f"fedsim: resuming {saved_dir} with its saved config", file=sys.stderr)
         return saved_dir, saved_cfg, True
-    written = [name for name in FEDSIM_FILES if (run_dir / name).exists()]
+    written = [name for name in FEDSIM_FILES if os.path.lexists(run_dir / name)]
     if not written:
         return run_dir, cfg, False
-    if not (run_dir / METRICS_FILE).exists():
+    if not os.path.lexists(run_dir / METRICS_FILE):
         raise ConfigError(f"output folder {run_dir} already holds {', '.join(written)}; choose another folder "
                           f"(hydra.run.dir=...)")
     _, saved_cfg = saved_run(str(run_dir))
     if not same_run(saved_cfg, cfg):
         raise ConfigError(f"output folder {run_dir} holds a different run; choose another folder")
-    if (run_dir / "summary.json").exists():
+    if os.path.lexists(run_dir / "summary.json"):
         print(f"fedsim: {run_dir} already finished; skipped", file=sys.stderr)
         return None
     check_resumable(run_dir, cfg)
@@ -79,7 +85,7 @@ def check_resumable(run_dir: Path, cfg: DictConfig) -> None:
     (fedsim's FedAvg and FedProx) continues from a checkpoint. Without a checkpoint a
     resume starts again at round 1, which repeats the run exactly, so that is allowed.
     """
-    if not (run_dir / CHECKPOINT).exists():
+    if not os.path.lexists(run_dir / CHECKPOINT):
         return
     algorithm = cfg.algorithm.get("_target_", "")
     if not getattr(_located(algorithm), "stateless", False):
@@ -117,6 +123,15 @@ def foreign_targets(node: Any, path: str = "") -> list[str]:
     return []
 
 
+def interpolations(node: Any, path: str = "") -> list[tuple[str, str]]:
+    """``(setting, value)`` of every string holding an OmegaConf interpolation (``${...}``)."""
+    if isinstance(node, dict):
+        return [found for k, v in node.items() for found in interpolations(v, f"{path}.{k}" if path else str(k))]
+    if isinstance(node, list):
+        return [found for i, v in enumerate(node) for found in interpolations(v, f"{path}[{i}]")]
+    return [(path, node)] if isinstance(node, str) and "${" in node else []
+
+
 def saved_run(folder: str) -> tuple[Path, DictConfig]:
     """The folder and saved config of a run to resume (ConfigError if it is not one, or not safe).
 
@@ -126,15 +141,20 @@ def saved_run(folder: str) -> tuple[Path, DictConfig]:
     """
     run_dir = Path(folder).expanduser()
     path = run_dir / "config.yaml"
-    if not path.is_file():
+    if not run_dir.is_dir() or not os.path.lexists(path):
         raise ConfigError(f"resume={folder}: no fedsim run there (config.yaml missing); give a run folder")
     try:
-        plain = yaml.safe_load(path.read_text())
+        plain = read_yaml(path)
         if not isinstance(plain, dict):
             raise ValueError("not a mapping")
     except Exception as exc:
         reason = first_line(exc)
         raise ConfigError(f"resume={folder}: config.yaml is not a readable config ({reason})") from None
+    interpolation = next(iter(interpolations(plain)), None)
+    if interpolation:
+        raise ConfigError(f"resume={folder}: config.yaml sets {interpolation[0]}={interpolation[1]!r}, an "
+                          f"interpolation; fedsim writes configs resolved, so this one was edited (it could read "
+                          f"the environment); rerun the original command instead")
     upgrade_legacy(plain)
     foreign = foreign_targets(plain)
     if foreign:

@@ -17,6 +17,7 @@ TensorBoard and MLflow are optional: ``pip install 'fedsim[tracking]'``.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -28,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from fedsim.errors import ConfigError
 from fedsim.hooks import RoundHook, RoundResult, RunContext
 from fedsim.results.recorder import METRICS_FILE
+from fedsim.safe_io import RECORDS_LIMIT, atomic_writer, open_write, read_text
 
 
 def _finite(value: Any) -> float | None:
@@ -110,9 +112,9 @@ def previously_selected(run_dir: Path, first_round: int) -> set[int]:
     """Clients selected in the rounds before ``first_round``, from the run's ``metrics.jsonl``."""
     path = run_dir / METRICS_FILE
     seen: set[int] = set()
-    if not path.exists():
+    if not os.path.lexists(path):
         return seen
-    for line in path.read_text().splitlines():
+    for line in read_text(path, RECORDS_LIMIT).splitlines():
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
@@ -148,16 +150,14 @@ class CsvTracker(SelectionTracker):
         self.path = self.run_dir / self.filename
         self.path.parent.mkdir(parents=True, exist_ok=True)
         kept: list[dict[str, str]] = []
-        if context.resumed and self.path.exists():
-            with self.path.open(newline="") as handle:
-                kept = [r for r in csv.DictReader(handle) if r.get("round", "").isdigit()
-                        and int(r["round"]) < context.first_round]
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with tmp.open("w", newline="") as handle:
+        if context.resumed and os.path.lexists(self.path):
+            text = read_text(self.path, RECORDS_LIMIT)
+            kept = [r for r in csv.DictReader(io.StringIO(text, newline="")) if r.get("round", "").isdigit()
+                    and int(r["round"]) < context.first_round]
+        with atomic_writer(self.path) as handle:
             writer = csv.DictWriter(handle, fieldnames=self.columns, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(kept)
-        os.replace(tmp, self.path)
 
     def on_round_end(self, result: RoundResult) -> None:
         """Append the round's row."""
@@ -176,8 +176,29 @@ class CsvTracker(SelectionTracker):
         }
         for k in range(self.num_classes):
             record[f"accuracy_class_{k}"] = values.get(f"per_class_accuracy/{k}", "")
-        with self.path.open("a", newline="") as handle:
+        with open_write(self.path, append=True) as handle:
             csv.DictWriter(handle, fieldnames=self.columns, extrasaction="ignore").writerow(record)
+
+
+def writable_folder(path: Path, setting: str) -> Path:
+    """``path`` as a folder fedsim can write in, made if missing; one-line ConfigError otherwise.
+
+    Checked when the run starts (before round 1), so a tracking folder that is a file, a
+    link or read-only stops the run before any training instead of with a traceback later.
+    """
+    if os.path.islink(path) or (os.path.lexists(path) and not path.is_dir()):
+        raise ConfigError(f"{setting}: {path} is {'a link' if os.path.islink(path) else 'a file'}, not a folder "
+                          f"fedsim can write its tracking into; remove it")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".fedsim-write-test-{os.getpid()}"
+        with open_write(probe):
+            pass
+        probe.unlink()
+    except (OSError, ConfigError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise ConfigError(f"{setting}: cannot write in {path} ({reason}); make it writable or remove it") from None
+    return path
 
 
 def _require(module: str) -> None:
@@ -199,6 +220,10 @@ class TensorBoardTracker(SelectionTracker):
             from torch.utils.tensorboard import SummaryWriter  # noqa: F401
         except ImportError:
             _require("tensorboard")
+        parts = Path(subdir).parts
+        if not parts or Path(subdir).is_absolute() or ".." in parts:
+            raise ConfigError(f"hooks.tensorboard.subdir={subdir}: must be a folder inside the run folder "
+                              f"(relative, without ..), e.g. tensorboard")
         self.subdir = subdir
         self.writer: Any = None
 
@@ -207,7 +232,8 @@ class TensorBoardTracker(SelectionTracker):
         from torch.utils.tensorboard import SummaryWriter
 
         super().on_run_start(context)
-        self.writer = SummaryWriter(log_dir=str(self.run_dir / self.subdir))
+        folder = writable_folder(self.run_dir / self.subdir, "tracking=tensorboard")
+        self.writer = SummaryWriter(log_dir=str(folder))
         text = config_yaml(context.config)
         if text:
             # TensorBoard renders text as Markdown: indent by four spaces to keep it verbatim.
@@ -270,6 +296,8 @@ class MlflowTracker(SelectionTracker):
 
         super().on_run_start(context)
         uri = self.uri()
+        if not self.tracking_uri:
+            writable_folder(self.run_dir / "mlruns", "tracking=mlflow")
         if uri.startswith("file:"):
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         self.client = MlflowClient(tracking_uri=uri)

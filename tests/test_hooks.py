@@ -43,7 +43,7 @@ def test_records_hook_writes_rows_diagnostics_and_summary_counts(tmp_path):
         json.loads(line, parse_constant=lambda token: pytest.fail(f"non-strict JSON token {token}"))
     assert read_jsonl(tmp_path / "sampler.jsonl") == [{"round": 1, "note": 1}, {"round": 2, "note": 2}]
     assert summary == {"final_accuracy": 0.7, "best_accuracy": 0.7, "failed_client_rounds": 1,
-                       "rejected_replies": 1, "no_usable_reply": False}
+                       "rejected_replies": 1, "rounds_trained": 2, "no_usable_reply": False}
 
 
 def test_summary_file_adds_identity_and_writes_last(tmp_path):

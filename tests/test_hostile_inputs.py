@@ -598,8 +598,8 @@ CHECKPOINT_CASES = [
     ckpt("truncated", "not a readable fedsim checkpoint"),
     ckpt("empty", "not a readable fedsim checkpoint"),
     ckpt("garbage", "not a readable fedsim checkpoint"),
-    ckpt("a-folder", "not a readable fedsim checkpoint"),
-    ckpt("zip-without-npy", "not a readable fedsim checkpoint"),
+    ckpt("a-folder", "checkpoint.npz is a folder, not a file fedsim wrote"),
+    ckpt("zip-without-npy", "holds meta.txt, which fedsim does not write"),
     ckpt("no-meta", "not a readable fedsim checkpoint"),
     ckpt("meta-not-json", "not a readable fedsim checkpoint"),
     ckpt("meta-a-list", "not a readable fedsim checkpoint"),
@@ -624,8 +624,8 @@ CHECKPOINT_CASES = [
     ckpt("sampler-state-garbage", "checkpoint"),
     ckpt("metrics-deleted", "metrics.jsonl does not hold rounds 1..2"),
     ckpt("metrics-gap", "metrics.jsonl does not hold rounds 1..2"),
-    ckpt("metrics-garbage", "line 1 is not a fedsim record"),
-    ckpt("metrics-row-not-an-object", "line 1 is not a fedsim record"),
+    ckpt("metrics-garbage", "line 1: not strict JSON"),
+    ckpt("metrics-row-not-an-object", "line 1: not a JSON object"),
 ]
 
 

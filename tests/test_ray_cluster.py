@@ -89,3 +89,19 @@ def test_local_cluster_refuses_a_client_without_the_token():
     result = subprocess.run([sys.executable, "-c", CLUSTER], env=env, capture_output=True, text=True, timeout=240)
     assert "TOKEN\n" in result.stdout and "NO TOKEN" not in result.stdout, result.stderr[-2000:]
     assert "INTRUDER 1 False" in result.stdout, result.stdout
+
+
+@pytest.mark.slow
+def test_a_ray_simulation_runs_in_a_network_namespace_with_loopback_only(tmp_path):
+    """The README's way to keep Ray's every-interface ports off the network (unshare --net)."""
+    unshare = shutil.which("unshare")
+    if unshare is None or subprocess.run([unshare, "--net", "true"], capture_output=True).returncode != 0:
+        pytest.skip("unshare --net is not permitted here")
+    run = tmp_path / "run"
+    script = (f"ip link set lo up && ip -brief addr && {sys.executable} -m fedsim.cli engine=ray num_rounds=2 "
+              f"progress=false hydra.run.dir={run}")
+    done = subprocess.run([unshare, "--net", "sh", "-c", script], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    interfaces = [line.split()[0] for line in done.stdout.splitlines() if line.strip() and " " in line
+                  and not line.startswith(" ")]
+    assert interfaces[:1] == ["lo"] and (run / "summary.json").exists()

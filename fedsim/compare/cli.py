@@ -11,31 +11,37 @@ groups) and ``per_class.png`` (when runs record per-class accuracy).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 from fedsim.compare import metrics, report, stats
 from fedsim.compare.load import load
+from fedsim.safe_io import write_text_atomic
 
 DEFAULT_EFFECTS = ("1.5x", "0.01")
 
 
 def compare(paths: Sequence[str | Path], *, target: float = 0.75, smooth: int = 5, baseline: str = "random",
             effects: Sequence[str] = DEFAULT_EFFECTS, window: int = 50, final_window: int = 10,
-            out: str | Path | None = None, plots: bool = True) -> dict[str, Any]:
+            out: str | Path | None = None, plots: bool = True, strict: bool = False) -> dict[str, Any]:
     """Load, measure, compare and write everything; returns the tables and written files."""
     if smooth < 1 or window < 1 or final_window < 1:
         raise ValueError("smooth, window and final_window must be >= 1")
     for effect in effects:
         stats.parse_effect(effect)
-    study = load(paths)
+    study = load(paths, strict=strict)
     out_dir = Path(out) if out is not None else Path(paths[0])
-    if out_dir.is_file():
-        out_dir = out_dir.parent
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if os.path.lexists(out_dir) and not out_dir.is_dir():
+        raise ValueError(f"--out {out_dir} is a file, not a folder; give a folder for the report")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"--out {out_dir}: cannot create it ({exc.strerror or exc}); give another folder") from None
     done = study.finished()
-    result: dict[str, Any] = {"study": study, "runs": len(done.runs), "unfinished": study.unfinished, "files": []}
+    result: dict[str, Any] = {"study": study, "runs": len(done.runs), "unfinished": study.unfinished, "files": [],
+                              "skipped": study.skipped}
     if done.runs.empty:
         return result
     per_run = metrics.per_run(done, target, smooth, final_window)
@@ -56,10 +62,10 @@ def compare(paths: Sequence[str | Path], *, target: float = 0.75, smooth: int = 
     markdown = report.to_markdown(summary, paired, selection, shares, fewest=fewest, target=target, smooth=smooth,
                                   window=window, baseline=baseline, effects=effects, unfinished=study.unfinished,
                                   plots=[p.name for p in written], final_window=final_window,
-                                  mixed_streams=done.mixed_streams())
+                                  mixed_streams=done.mixed_streams(), skipped=study.skipped)
     files = {"comparison.md": None, "comparison.csv": report.summary_csv(summary, selection, fewest),
              "paired.csv": paired, "per_run.csv": per_run, "selection.csv": health}
-    (out_dir / "comparison.md").write_text(markdown)
+    write_text_atomic(out_dir / "comparison.md", markdown)
     for name, frame in files.items():
         if frame is not None:
             report.write_csv(frame, out_dir / name)
@@ -83,19 +89,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--final-window", type=int, default=10, help="evaluated rounds in the final-window mean (default 10)")
     parser.add_argument("--out", default=None, help="output folder (default: the first folder)")
     parser.add_argument("--no-plots", action="store_true", help="tables only")
+    parser.add_argument("--strict", action="store_true",
+                        help="refuse the whole comparison when a run folder cannot be read (default: skip it)")
     args = parser.parse_args(argv)
     missing = [p for p in args.paths if not Path(p).exists()]
     if missing:
         print(f"fedsim-compare: no such path: {', '.join(missing)}", file=sys.stderr)
         return 2
+    files = [p for p in args.paths if not Path(p).is_dir()]
+    if files:
+        print(f"fedsim-compare: {files[0]} is not a folder; give run or sweep folders", file=sys.stderr)
+        return 2
     try:
         result = compare(args.paths, target=args.target, smooth=args.smooth, baseline=args.baseline,
                          effects=args.effect or DEFAULT_EFFECTS, window=args.window,
-                         final_window=args.final_window, out=args.out, plots=not args.no_plots)
-    except ValueError as error:
+                         final_window=args.final_window, out=args.out, plots=not args.no_plots,
+                         strict=args.strict)
+    except ValueError as error:  # BadRun (with --strict) included: one line naming the file
         print(f"fedsim-compare: {error}", file=sys.stderr)
         return 2
-    print(f"{result['runs']} finished run(s); {len(result['unfinished'])} unfinished run(s) left out")
+    for reason in result["skipped"]:
+        print(f"fedsim-compare: skipped a run folder: {reason}", file=sys.stderr)
+    print(f"{result['runs']} finished run(s); {len(result['unfinished'])} unfinished run(s) left out"
+          + (f"; {len(result['skipped'])} unreadable run folder(s) skipped" if result["skipped"] else ""))
     for setting in result.get("mixed_streams", []):
         print(f"fedsim-compare: warning: {setting} mixes runs of fedsim before and after 0.2.0 (other random "
               f"streams), so they are not paired by seed; rerun the older ones", file=sys.stderr)

@@ -31,15 +31,15 @@ from __future__ import annotations
 import json
 import os
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import pandas as pd
-import yaml
 
 from fedsim.identity import component_params, effective_config, is_fedsim_target
-from fedsim.results.recorder import METRICS_FILE, read_jsonl
+from fedsim.results.recorder import METRICS_FILE, record_problem
+from fedsim.safe_io import CONFIG_LIMIT, RECORDS_LIMIT, UnsafeFile, parse_json, read_json, read_text, read_yaml
 
 _SAMPLER_SHORT = {
     "HiCSSampler": "hics",
@@ -61,11 +61,13 @@ class Study:
 
     runs: pd.DataFrame
     rounds: pd.DataFrame
+    skipped: list[str] = field(default_factory=list)  # folders left out: one line each, naming the file
 
     def finished(self) -> "Study":
         """Only the finished runs (``summary.json`` present)."""
         keep = self.runs[self.runs["finished"].astype(bool)]
-        return Study(keep.reset_index(drop=True), self.rounds[self.rounds["run"].isin(keep["run"])].reset_index(drop=True))
+        return Study(keep.reset_index(drop=True), self.rounds[self.rounds["run"].isin(keep["run"])].reset_index(drop=True),
+                     self.skipped)
 
     def mixed_streams(self) -> list[str]:
         """Settings whose runs were drawn with different stream derivations (not paired by seed).
@@ -95,24 +97,65 @@ def find_runs(paths: Sequence[str | Path]) -> list[Path]:
     return sorted(found)
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    data = yaml.safe_load(path.read_text())
-    return data if isinstance(data, dict) else {}
+class BadRun(ValueError):
+    """A run folder that is not as fedsim writes them; the message names the file (and line)."""
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    return json.loads(path.read_text()) if path.is_file() else None
+def _mapping(path: Path, reader: Any, limit: int) -> dict[str, Any] | None:
+    """A file's top-level mapping (None when the file is not there); BadRun for anything else."""
+    if not os.path.lexists(path):
+        return None
+    try:
+        data = reader(path, limit)
+    except UnsafeFile as exc:
+        raise BadRun(str(exc)) from None
+    if not isinstance(data, dict):
+        raise BadRun(f"{path}: holds {type(data).__name__}, not the mapping fedsim writes")
+    return data
+
+
+def read_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any], list[dict[str, Any]]]:
+    """(config, summary or None, partition, metrics rows) of one run folder, checked (BadRun otherwise).
+
+    Everything is read through :mod:`fedsim.safe_io` (no links, no special files, bounded,
+    UTF-8, strict JSON). ``num_rounds`` must be a whole number, the sampler a mapping, and
+    every metrics line a record (:func:`~fedsim.results.recorder.record_problem`: rounds
+    increasing within 1..num_rounds, accuracy in [0, 1]); only an unfinished run's last line
+    may be torn (the run was stopped while writing it).
+    """
+    config_path = run_dir / "config.yaml"
+    config = _mapping(config_path, read_yaml, CONFIG_LIMIT) or {}
+    if not isinstance(config.get("sampler", {}), dict):
+        raise BadRun(f"{config_path}: sampler is {config['sampler']!r}, not a sampler config")
+    num_rounds = config.get("num_rounds")
+    if isinstance(num_rounds, bool) or not isinstance(num_rounds, int) or num_rounds < 1:
+        raise BadRun(f"{config_path}: num_rounds is {num_rounds!r}, not a whole number >= 1")
+    summary = _mapping(run_dir / "summary.json", read_json, CONFIG_LIMIT)
+    partition = _mapping(run_dir / "partition.json", read_json, RECORDS_LIMIT) or {}
+    metrics = run_dir / METRICS_FILE
+    try:
+        lines = read_text(metrics, RECORDS_LIMIT).splitlines()
+    except UnsafeFile as exc:
+        raise BadRun(str(exc)) from None
+    rows, last = [], 0
+    for number, line in enumerate(lines, start=1):
+        problem = record_problem(line, last, num_rounds)
+        if problem and summary is None and number == len(lines):
+            break  # the torn last line of an unfinished run
+        if problem:
+            raise BadRun(f"{metrics}: line {number}: {problem}")
+        rows.append(parse_json(line))
+        last = rows[-1]["round"]
+    return config, summary, partition, rows
 
 
 def _hydra_sampler_choice(run_dir: Path) -> str | None:
     try:
-        data = yaml.safe_load((run_dir / ".hydra" / "hydra.yaml").read_text())
+        data = read_yaml(run_dir / ".hydra" / "hydra.yaml")
         choice = data["hydra"]["runtime"]["choices"]["sampler"]
     except Exception:  # noqa: BLE001 - missing or odd hydra.yaml only loses the nicer name
         return None
-    return str(choice) if choice else None
+    return str(choice) if isinstance(choice, str) and choice else None
 
 
 def _short(target: str, suffix: str) -> str:
@@ -208,16 +251,21 @@ def _run_names(dirs: list[Path]) -> list[str]:
     return [str(d.relative_to(root)) for d in dirs]
 
 
-def load(paths: Sequence[str | Path]) -> Study:
-    """Load every run under ``paths`` (see the module docstring for the two tables)."""
-    dirs = find_runs(paths)
-    records = []
-    for run_dir in dirs:
-        config = _read_yaml(run_dir / "config.yaml")
-        summary = _read_json(run_dir / "summary.json")
-        partition = _read_json(run_dir / "partition.json") or {}
-        rows = read_jsonl(run_dir / METRICS_FILE)
-        records.append((run_dir, config, summary, partition, rows))
+def load(paths: Sequence[str | Path], strict: bool = False) -> Study:
+    """Load every run under ``paths`` (see the module docstring for the two tables).
+
+    A run folder that :func:`read_run` refuses is left out and listed in ``Study.skipped``
+    (one line naming the file); with ``strict`` the first one raises :class:`BadRun`.
+    """
+    records, skipped = [], []
+    for run_dir in find_runs(paths):
+        try:
+            records.append((run_dir, *read_run(run_dir)))
+        except BadRun as exc:
+            if strict:
+                raise
+            skipped.append(str(exc))
+    dirs = [r[0] for r in records]
     settings = _setting_labels([r[1] for r in records])
     run_rows, frames = [], []
     for name, setting, (run_dir, config, summary, partition, rows) in zip(_run_names(dirs), settings, records):
@@ -258,7 +306,7 @@ def load(paths: Sequence[str | Path]) -> Study:
     if "accuracy" in rounds:
         rounds["accuracy"] = pd.to_numeric(rounds["accuracy"], errors="coerce")
     rounds = rounds.sort_values(["run", "round"]).reset_index(drop=True)
-    return Study(runs, rounds)
+    return Study(runs, rounds, skipped)
 
 
 def seed_key(value: Any) -> tuple:

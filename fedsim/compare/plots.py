@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from fedsim.compare.load import Study
 from fedsim.plotting import DPI, plt, sns
+from fedsim.safe_io import atomic_writer
 
 
 def _palette(samplers) -> dict[str, tuple]:
@@ -28,7 +28,8 @@ def _grid(n: int, width: float = 6.5, height: float = 4.2, cols: int = 2):
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    with atomic_writer(path, binary=True) as handle:
+        fig.savefig(handle, dpi=DPI, format="png")
     plt.close(fig)
     return path
 

@@ -7,6 +7,8 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from fedsim.safe_io import atomic_writer
+
 
 def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A GitHub markdown table from a header and rows of cells (``|`` in cells escaped)."""
@@ -152,7 +154,7 @@ def _share_rows(shares: pd.DataFrame) -> tuple[list[str], list[list[Any]]]:
 def to_markdown(summary: pd.DataFrame, paired: pd.DataFrame, selection: pd.DataFrame, shares: pd.DataFrame, *,
                 fewest: pd.DataFrame | None = None, target: float, smooth: int, window: int, baseline: str,
                 effects: Sequence[str], unfinished: pd.DataFrame | None = None, plots: Sequence[str] = (),
-                final_window: int = 10, mixed_streams: Sequence[str] = ()) -> str:
+                final_window: int = 10, mixed_streams: Sequence[str] = (), skipped: Sequence[str] = ()) -> str:
     """The whole report: per setting a speed table, an accuracy table, the paired comparison,
     selection health and group shares; then what every column means."""
     n_runs = int(summary["n_seeds"].sum()) if not summary.empty else 0
@@ -207,6 +209,8 @@ def to_markdown(summary: pd.DataFrame, paired: pd.DataFrame, selection: pd.DataF
         out += ["## Unfinished runs (left out)", ""] + [
             f"- {r['run']} ({r['sampler']}, seed {r['seed']}): {r['rounds_recorded']} round(s) recorded"
             for _, r in unfinished.iterrows()] + [""]
+    if skipped:
+        out += ["## Unreadable run folders (left out)", ""] + [f"- {reason}" for reason in skipped] + [""]
     return "\n".join(out)
 
 
@@ -227,4 +231,5 @@ def summary_csv(summary: pd.DataFrame, selection: pd.DataFrame, fewest: pd.DataF
 
 def write_csv(frame: pd.DataFrame, path) -> None:
     """CSV: empty cells for missing values, `inf` for more seeds than searched."""
-    frame.to_csv(path, index=False, float_format="%.10g")
+    with atomic_writer(path) as handle:
+        frame.to_csv(handle, index=False, float_format="%.10g")

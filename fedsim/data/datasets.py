@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from fedsim.data.idx import check_labels, read_cifar_batch, read_idx
+from fedsim.devices import check_fits_in_memory
 from fedsim.errors import ConfigError, DataError
 
 
@@ -193,6 +194,10 @@ class SyntheticSource:
                 raise ConfigError(f"dataset.{key}={value}: must be a whole number >= {low}")
         if not math.isfinite(float(separation)):
             raise ConfigError(f"dataset.separation={separation}: must be a finite number")
+        # float64 draws, then float32 inputs and int64 labels: about 20 bytes per value plus the labels
+        check_fits_in_memory((num_train + num_test) * (20.0 * dim + 16.0),
+                             f"dataset num_train={num_train}, num_test={num_test}, dim={dim}",
+                             "lower dataset.num_train, dataset.num_test or dataset.dim")
         self.num_train, self.num_test = num_train, num_test
         self.num_classes, self.dim = num_classes, dim
         self.separation, self.data_seed = separation, data_seed

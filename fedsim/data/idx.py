@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import pickle
+import stat
 import zlib
 from pathlib import Path
 
@@ -27,6 +29,10 @@ from fedsim.errors import DataError
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _MAX_IDX_NDIM = 4  # the datasets read here have 1 (labels) or 3 (images) dimensions
 _GZIP_MAGIC = b"\x1f\x8b"
+IDX_LIMIT = 4 * 2**30
+"""Most data bytes an IDX header may declare (MNIST's largest file holds 47 MB)."""
+CIFAR_LIMIT = 512 * 2**20
+"""Most bytes a CIFAR-10 batch may hold, inflated (a real batch holds about 31 MB)."""
 
 # The globals a CIFAR batch pickle needs: numpy's array reconstruction (numpy 1.x and 2.x
 # module names; _frombuffer for protocol 5, scalar for numpy scalars) and, for protocol 2
@@ -52,19 +58,49 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def _read_file(path: Path) -> bytes:
-    """The file's bytes, gunzipped when it is gzip (by name or by content)."""
+def _open_data(path: Path) -> io.BufferedIOBase:
+    """A binary stream of the file's content, gunzipped on the fly when it is gzip (by name or content).
+
+    Only a regular file is opened (a FIFO or device in its place would block or never end),
+    so the caller can stop reading at the size a header declares: a small file that inflates
+    to gigabytes is never inflated beyond that.
+    """
     if path.is_dir():
         raise DataError(f"{path} is a folder, expected a data file")
     try:
-        raw = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         raise DataError(f"{path}: cannot read the file ({exc.strerror or _one_line(exc)})") from None
-    if path.suffix == ".gz" or raw[:2] == _GZIP_MAGIC:
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise DataError(f"{path}: not a valid gzip file, corrupt or truncated ({_one_line(exc)})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise DataError(f"{path} is not a regular file (a FIFO or device); expected a data file")
+    handle = os.fdopen(fd, "rb")
+    if path.suffix == ".gz" or handle.peek(2)[:2] == _GZIP_MAGIC:
+        return gzip.GzipFile(fileobj=handle, mode="rb")  # type: ignore[return-value]
+    return handle
+
+
+def _read_at_most(path: Path, stream: io.BufferedIOBase, count: int) -> bytes:
+    """Up to ``count`` bytes of the stream (fewer at its end); a gzip error is a one-line DataError."""
+    chunks, left = [], count
+    try:
+        while left > 0:  # in chunks: one read(count) would allocate ``count`` bytes up front
+            chunk = stream.read(min(left, 2**24))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"{path}: not a valid gzip file, corrupt or truncated ({_one_line(exc)})") from None
+
+
+def _read_file(path: Path) -> bytes:
+    """The file's whole content, gunzipped when it is gzip (CIFAR batches: bounded by :data:`CIFAR_LIMIT`)."""
+    with _open_data(path) as stream:
+        raw = _read_at_most(path, stream, CIFAR_LIMIT + 1)
+    if len(raw) > CIFAR_LIMIT:
+        raise DataError(f"{path}: holds more than {CIFAR_LIMIT // 2**20} MiB, more than a CIFAR-10 batch")
     return raw
 
 
@@ -75,27 +111,33 @@ def read_idx(path: str | Path) -> np.ndarray:
     big-endian uint32 per dimension; the data must fill exactly the declared shape.
     """
     path = Path(path)
-    raw = _read_file(path)
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise DataError(f"{path} is not an IDX file (bad magic number)")
-    ndim = raw[3]
-    if not 1 <= ndim <= _MAX_IDX_NDIM:
-        raise DataError(f"{path}: IDX header declares {ndim} dimensions, expected 1 to {_MAX_IDX_NDIM}")
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DataError(f"{path}: IDX header is truncated ({len(raw)} bytes, needs {header})")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    expected = 1
-    for size in shape:
-        expected *= size  # Python ints: an absurd header cannot overflow
-    expected *= dtype.itemsize
-    if len(raw) - header != expected:
+    with _open_data(path) as stream:
+        head = _read_at_most(path, stream, 4)
+        if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in _IDX_DTYPES:
+            raise DataError(f"{path} is not an IDX file (bad magic number)")
+        ndim = head[3]
+        if not 1 <= ndim <= _MAX_IDX_NDIM:
+            raise DataError(f"{path}: IDX header declares {ndim} dimensions, expected 1 to {_MAX_IDX_NDIM}")
+        dims = _read_at_most(path, stream, 4 * ndim)
+        if len(dims) < 4 * ndim:
+            raise DataError(f"{path}: IDX header is truncated ({4 + len(dims)} bytes, needs {4 + 4 * ndim})")
+        shape = tuple(int.from_bytes(dims[4 * i : 4 * i + 4], "big") for i in range(ndim))
+        dtype = np.dtype(_IDX_DTYPES[head[2]])
+        expected = 1
+        for size in shape:
+            expected *= size  # Python ints: an absurd header cannot overflow
+        expected *= dtype.itemsize
+        if expected > IDX_LIMIT:
+            raise DataError(f"{path}: IDX header says shape {shape} ({expected} data bytes), more than any data "
+                            f"set fedsim reads ({IDX_LIMIT // 2**30} GiB): a truncated or corrupt header")
+        data = _read_at_most(path, stream, expected + 1)  # never inflates past what the header declares
+    if len(data) != expected:
+        held = f"{len(data)}" if len(data) < expected else "more"
         raise DataError(
             f"{path}: IDX header says shape {shape} ({expected} data bytes) but the file holds "
-            f"{len(raw) - header} (truncated or corrupt)"
+            f"{held} (truncated or corrupt)"
         )
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+    return np.frombuffer(data, dtype=dtype).reshape(shape)
 
 
 def write_idx(path: str | Path, array: np.ndarray) -> None:
@@ -159,6 +201,10 @@ def read_cifar_batch(path: str | Path, num_classes: int = 10) -> tuple[np.ndarra
     data, labels = _entry(batch, "data"), _entry(batch, "labels")
     if data is None or labels is None:
         raise DataError(f"{path}: not a CIFAR-10 python batch (needs the keys 'data' and 'labels')")
+    if not isinstance(data, np.ndarray):
+        raise DataError(f"{path}: CIFAR-10 'data' must be an array of pixels, got a {type(data).__name__}")
+    if isinstance(labels, (list, tuple)):  # the format's flat list of ints; nested lists could share
+        labels = _flat_ints(labels, path)  # references and expand to gigabytes in np.asarray
     try:
         data = np.asarray(data)
         labels = np.asarray(labels)
@@ -175,6 +221,18 @@ def read_cifar_batch(path: str | Path, num_classes: int = 10) -> tuple[np.ndarra
     if len(labels) != len(data):
         raise DataError(f"{path}: {len(data)} images but {len(labels)} labels")
     return data, labels
+
+
+def _flat_ints(values: list | tuple, path: Path) -> list:
+    """``values`` if it is a flat list of integers (CIFAR labels), else a one-line DataError."""
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            kind = "nested lists" if isinstance(value, (list, tuple, dict)) else type(value).__name__
+            if kind == "float":
+                return list(values)  # check_labels names it: labels must be integers
+            raise DataError(f"{path}: CIFAR-10 'labels' must be a flat list of integers, found {kind} "
+                            f"(not a CIFAR-10 batch)")
+    return list(values)
 
 
 def check_labels(labels: np.ndarray, where: str | Path, num_classes: int | None, what: str = "labels") -> np.ndarray:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from flwr.app import Array, ArrayRecord
 from fedsim.errors import ConfigError, first_line
 from fedsim.hooks import RoundHook, RoundResult
 from fedsim.results.state import capture, restore_into
+from fedsim.safe_io import atomic_writer, open_read
 
 CHECKPOINT = "checkpoint.npz"
 MODEL_PREFIX = "model/"
@@ -60,22 +62,47 @@ def save_checkpoint(run_dir: str | Path, server_round: int, arrays: ArrayRecord,
     payload.update({f"{SAMPLER_PREFIX}{k}": v for k, v in sampler_arrays.items()})
     meta = {"round": server_round, "model_keys": list(arrays.keys()), "sampler": tree, "identity": identity}
     payload["meta"] = np.array(json.dumps(meta))
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
+    with atomic_writer(path, binary=True) as handle:
         np.savez(handle, **payload)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
     return path
+
+
+CHECKPOINT_LIMIT = 1024 * 1024 * 1024
+"""Most bytes a checkpoint's entries may declare, inflated (a model and sampler state far below it)."""
+
+
+def check_entries(path: Path, handle: Any) -> None:
+    """Refuse (before inflating anything) entries fedsim does not write, and oversized ones."""
+    try:
+        with zipfile.ZipFile(handle) as archive:
+            entries = archive.infolist()
+    except zipfile.BadZipFile as exc:
+        raise ConfigError(f"{path}: not a readable fedsim checkpoint ({exc}); delete it to restart the run") from None
+    finally:
+        handle.seek(0)
+    unknown = [e.filename for e in entries
+               if e.filename != "meta.npy" and not e.filename.startswith((MODEL_PREFIX, SAMPLER_PREFIX))]
+    if unknown:
+        raise ConfigError(f"{path}: holds {unknown[0]}, which fedsim does not write; delete it to restart the run")
+    declared = sum(e.file_size for e in entries)
+    if declared > CHECKPOINT_LIMIT:
+        raise ConfigError(f"{path}: its entries would inflate to {declared / 2**30:.1f} GiB, more than a fedsim "
+                          f"checkpoint holds; delete it to restart the run")
 
 
 def load_checkpoint(run_dir: str | Path) -> Checkpoint | None:
     """Read the run's checkpoint, or None if it has none (ConfigError if it cannot be read)."""
     path = Path(run_dir) / CHECKPOINT
-    if not path.exists():
+    if not os.path.lexists(path):
         return None
+    handle = open_read(path)
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        check_entries(path, handle)
+    except ConfigError:
+        handle.close()
+        raise
+    try:
+        with handle, np.load(handle, allow_pickle=False) as archive:
             meta = json.loads(str(archive["meta"]))
             arrays = ArrayRecord({k: Array(np.array(archive[MODEL_PREFIX + k])) for k in meta["model_keys"]})
             sampler_arrays = {

@@ -17,6 +17,7 @@ from scipy.stats import spearmanr
 
 from fedsim.hooks import RoundHook, RunContext
 from fedsim.results.recorder import read_jsonl, write_json_atomic
+from fedsim.safe_io import atomic_writer
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +89,8 @@ def _plot(path: Path, estimated: np.ndarray, true: np.ndarray, groups: list[int]
     ax.set_ylabel("estimated entropy H_hat (nats)")
     ax.set_title(f"HiCS-FL estimate vs truth (Spearman {rho:.3f})" if rho is not None else "HiCS-FL estimate vs truth")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_writer(path, binary=True) as handle:
+        fig.savefig(handle, dpi=120, format="png")
     plt.close(fig)
 
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from fedsim.hooks import RoundHook, RunContext
 from fedsim.results.recorder import METRICS_FILE, read_jsonl
+from fedsim.safe_io import atomic_writer
 
 
 def write_learning_curve(run_dir: str | Path, filename: str = "learning_curve.png") -> Path | None:
@@ -31,7 +32,8 @@ def write_learning_curve(run_dir: str | Path, filename: str = "learning_curve.pn
     fig = learning_curve_figure(rounds, accuracy, per_class, title=run_dir.name)
     path = run_dir / filename
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    with atomic_writer(path, binary=True) as handle:
+        fig.savefig(handle, dpi=DPI, format="png")
     plt.close(fig)
     return path
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from fedsim.errors import ConfigError
 from fedsim.hooks import RoundHook, RoundResult, RunContext
+from fedsim.safe_io import RECORDS_LIMIT, open_write, parse_json, read_text, write_text_atomic
 
 
 def finite_or_null(value: Any) -> Any:
@@ -41,29 +42,47 @@ def strict_json(payload: Any, **kwargs: Any) -> str:
     return json.dumps(finite_or_null(payload), allow_nan=False, **kwargs)
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write text to a temporary file and rename it over ``path`` (never half-written)."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 def write_json_atomic(path: Path, payload: Any) -> None:
     """Write strict JSON atomically (see :func:`write_text_atomic`)."""
     write_text_atomic(path, strict_json(payload, indent=1))
 
 
+def record_problem(line: str, previous_round: int, num_rounds: int) -> str | None:
+    """Why one ``metrics.jsonl`` line is not a record fedsim wrote (None when it is one)."""
+    try:
+        row = parse_json(line)
+    except ValueError as exc:
+        return f"not strict JSON ({str(exc).splitlines()[0]})"
+    if not isinstance(row, dict):
+        return "not a JSON object"
+    number = row.get("round")
+    if isinstance(number, bool) or not isinstance(number, int):
+        return f"round is {number!r}, not a whole number"
+    if not previous_round < number <= num_rounds:
+        return f"round {number} is not between {previous_round + 1} and num_rounds={num_rounds}"
+    selected = row.get("selected", [])
+    if not isinstance(selected, list) or any(isinstance(c, bool) or not isinstance(c, int) or c < 0
+                                             for c in selected):
+        return "selected is not a list of client ids"
+    accuracy = row.get("accuracy")
+    if accuracy is not None and (isinstance(accuracy, bool) or not isinstance(accuracy, (int, float))
+                                 or not 0.0 <= accuracy <= 1.0):
+        return f"accuracy {accuracy!r} is not a number in [0, 1]"
+    return None
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Read a JSON-lines file, skipping a torn last line."""
+    """Read a JSON-lines file, skipping a torn last line (or any line that is not a JSON object).
+
+    Read through :mod:`fedsim.safe_io`: a link, a special file, more than
+    :data:`~fedsim.safe_io.RECORDS_LIMIT` bytes or invalid UTF-8 is refused in one line.
+    """
     rows = []
-    if path.exists():
-        for line in path.read_text().splitlines():
+    if os.path.lexists(path):
+        for line in read_text(path, RECORDS_LIMIT).splitlines():
             try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
+                row = parse_json(line)
+            except ValueError:
                 continue
             if isinstance(row, dict):  # anything else is not a record (a torn or foreign line)
                 rows.append(row)
@@ -105,7 +124,7 @@ class RunRecorder:
     def _truncate(self, name: str, last_round: int) -> None:
         """Keep only rows of rounds <= last_round (rewritten atomically)."""
         path = self.run_dir / name
-        if not path.exists():
+        if not os.path.lexists(path):
             return
         kept = [row for row in read_jsonl(path) if row.get("round", 0) <= last_round]
         write_text_atomic(path, "".join(strict_json(row) + "\n" for row in kept))
@@ -115,17 +134,22 @@ class RunRecorder:
         return self.read_rows(self.run_dir)
 
     @classmethod
-    def check_records(cls, run_dir: str | Path) -> None:
-        """Refuse (ConfigError) a ``metrics.jsonl`` with a line that is not a record, except a torn last one."""
+    def check_records(cls, run_dir: str | Path, num_rounds: int) -> None:
+        """Refuse (ConfigError, naming file and line) records that fedsim did not write.
+
+        Every line but a torn last one must be a strict-JSON object whose ``round`` is a whole
+        number from 1 to ``num_rounds``, in increasing order, with an ``accuracy`` that is
+        null or a number in [0, 1]. A folder is untrusted: these rows decide where a resumed
+        run continues.
+        """
         path = Path(run_dir) / cls.METRICS
-        lines = path.read_text().splitlines() if path.exists() else []
+        lines = read_text(path, RECORDS_LIMIT).splitlines() if os.path.lexists(path) else []
+        last = 0
         for number, line in enumerate(lines[:-1], start=1):
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                row = None
-            if not isinstance(row, dict):
-                raise ConfigError(f"{path}: line {number} is not a fedsim record; the records cannot be continued")
+            problem = record_problem(line, last, num_rounds)
+            if problem:
+                raise ConfigError(f"{path}: line {number}: {problem}; the records cannot be continued")
+            last = parse_json(line)["round"]
 
     @classmethod
     def read_rows(cls, run_dir: str | Path) -> list[dict[str, Any]]:
@@ -141,7 +165,7 @@ class RunRecorder:
         write_json_atomic(self.run_dir / self.PARTITION, stats)
 
     def _append(self, name: str, row: dict[str, Any]) -> None:
-        with open(self.run_dir / name, "a") as handle:
+        with open_write(self.run_dir / name, append=True) as handle:
             handle.write(strict_json(row) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
@@ -180,15 +204,17 @@ class RecordsHook(RoundHook):
         """Accuracy and failure counts over every recorded round."""
         rows = self.recorder.rows()
         accuracies = [r["accuracy"] for r in rows if r.get("accuracy") is not None]
-        selected = sum(len(r.get("selected", [])) for r in rows)
         failed = sum(len(r.get("failed", [])) for r in rows)
         rejected = sum(len(r.get("rejected", {})) for r in rows)
+        # a round trained when some selected client's reply was used (``failed`` includes the rejected)
+        trained = sum(len(r.get("selected", [])) > len(r.get("failed", [])) for r in rows)
         summary.update(
             final_accuracy=accuracies[-1] if accuracies else None,
             best_accuracy=max(accuracies) if accuracies else None,
             failed_client_rounds=failed,
             rejected_replies=rejected,
-            no_usable_reply=selected > 0 and failed + rejected >= selected,
+            rounds_trained=trained,
+            no_usable_reply=bool(rows) and trained == 0,
         )
 
 

@@ -30,6 +30,7 @@ import fcntl
 import json
 import os
 import socket
+import stat
 import time
 import uuid
 from datetime import datetime, timezone
@@ -38,6 +39,7 @@ from types import TracebackType
 from typing import Any
 
 from fedsim.errors import ConfigError
+from fedsim.safe_io import read_text
 
 LOCK_NAME = ".fedsim.lock"
 _ATTEMPTS = 20
@@ -104,8 +106,8 @@ class RunLock:
     def holder(self) -> dict[str, Any]:
         """What the lock file says about its holder (empty if unreadable)."""
         try:
-            info = json.loads(self.path.read_text())
-        except (OSError, ValueError):
+            info = json.loads(read_text(self.path, 4096))
+        except (OSError, ValueError):  # UnsafeFile (a link, a FIFO, ...) is a ValueError too
             return {}
         return info if isinstance(info, dict) else {}
 
@@ -177,9 +179,14 @@ class RunLock:
         ConfigError if a live process holds it; None if it changed under us (retry).
         """
         try:
-            fd = os.open(self.path, os.O_RDWR)
+            fd = os.open(self.path, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK)
         except (FileNotFoundError, IsADirectoryError):
             return None
+        except OSError as exc:  # a link (ELOOP) or a FIFO without reader (ENXIO): not a lock fedsim made
+            raise ConfigError(f"{self.path} is not a lock file fedsim wrote ({exc.strerror}); remove it") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ConfigError(f"{self.path} is not a regular file, so not a lock fedsim wrote; remove it")
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -76,6 +76,17 @@ def positive_part_entropy(updates: np.ndarray) -> np.ndarray | float:
     return float(entropy) if entropy.ndim == 0 else entropy
 
 
+NUMERIC_LIMITS = {
+    "temperature": (1e-269, "the estimate divides updates by T: a float32 update (up to 3.4e38) over a smaller T "
+                            "overflows float64"),
+    "gamma0": (700.0, "cluster probabilities are exp(gamma_t * ...) up to a factor: a log-ratio past 745 "
+                      "makes the least likely cluster's probability exactly 0 in float64"),
+    "lam": (1e150, "Ward clustering squares distances (up to lam * ln C) and multiplies them by cluster sizes: "
+                   "beyond this float64 overflows"),
+}
+"""The largest (smallest, for T) values of HiCS-FL's hyperparameters for which float64 stays finite."""
+
+
 def annealed_gamma(gamma0: float, server_round: int, total_rounds: int) -> float:
     """gamma_t = gamma0 * (1 - t / T_R), floored at 0 for rounds past the budget."""
     return max(0.0, gamma0 * (1.0 - server_round / total_rounds))
@@ -177,6 +188,10 @@ class HiCSSampler(Sampler):
             if not math.isfinite(value) or (value <= 0 if low is None else value < low):
                 rule = "> 0" if low is None else f">= {low:g}"
                 raise ValueError(f"hics.{name}={value}: must be a finite number {rule}")
+            bound, why = NUMERIC_LIMITS[name]
+            if (value < bound) if name == "temperature" else (value > bound):
+                raise ValueError(f"hics.{name}={value:g}: must be {'>=' if name == 'temperature' else '<='} "
+                                 f"{bound:g} ({why})")
         if num_clusters is not None and (isinstance(num_clusters, bool) or int(num_clusters) != num_clusters
                                          or num_clusters < 1):
             raise ValueError(f"hics.num_clusters={num_clusters}: must be a whole number >= 1 or null (= K)")
