@@ -9,6 +9,7 @@ The selections are the run's own, so this says how well a smoothed estimate woul
 ranked the same clients, not what the sampler would then have picked. Meant for tuning
 runs (seeds 100-101), not for the seeds a study reports.
 
+    python -m fedsim.results.archive unpack experiments/results/heterogeneity_s2_tuning/explore07  # records are packed
     python experiments/estimate_smoothing.py experiments/results/heterogeneity_s2_tuning/explore07/hics_diverse_seed10{0,1} \
         --out experiments/results/heterogeneity_s2_tuning/estimate_smoothing.md
 """

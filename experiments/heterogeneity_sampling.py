@@ -43,6 +43,7 @@ from sklearn.metrics import roc_auc_score
 
 from fedsim.compare import compare, fewest_distinct, load, selection_health
 from fedsim.compare.report import md_table
+from fedsim.results.archive import unpacked
 from fedsim.results.entropy_report import estimates
 from fedsim.results.recorder import read_jsonl
 from sweep import run_sweep
@@ -284,6 +285,12 @@ def main() -> None:
     for switch in args.ablate:  # checked before hours of runs, not after
         if "=" not in switch:
             parser.error(f"--ablate {switch}: write SWITCH=VALUE, e.g. estimator=bias")
+    with unpacked(args.out), unpacked(args.ablations):  # records are kept packed: runs.parquet (zstd)
+        run_and_report(args, extra)
+
+
+def run_and_report(args: argparse.Namespace, extra: list[str]) -> None:
+    """Run what is missing (fedsim skips finished runs), then write the report."""
     if not args.report_only:
         run_sweep(args.out, args.experiment, args.samplers, args.seeds, args.jobs, extra)
         for switch in args.ablate:

@@ -30,6 +30,7 @@ import pandas as pd
 
 from fedsim.compare import compare
 from fedsim.compare.report import interval, km_cell, md_table, num
+from fedsim.results.archive import unpacked
 from sweep import run_sweep
 
 SAMPLERS = ["random", "powd", "clustered", "divfl", "fedcor", "hics"]  # the paper's six: what a plain run launches
@@ -126,11 +127,12 @@ def main() -> None:
     if args.smooth < 1:
         parser.error(f"--smooth must be >= 1 (got {args.smooth})")
     args.out.mkdir(parents=True, exist_ok=True)
-    if not args.summarise_only:
-        run_sweep(args.out, "paper_fmnist_s2", args.samplers, args.seeds, args.jobs,
-                  [f"num_rounds={args.rounds}", *extra])
-    command = "python " + " ".join(sys.argv)
-    print(summarise(args.out, args.target, args.smooth, command))
+    with unpacked(args.out):  # records are kept packed: runs.parquet (zstd); finished runs skipped
+        if not args.summarise_only:
+            run_sweep(args.out, "paper_fmnist_s2", args.samplers, args.seeds, args.jobs,
+                      [f"num_rounds={args.rounds}", *extra])
+        command = "python " + " ".join(sys.argv)
+        print(summarise(args.out, args.target, args.smooth, command))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,9 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from fedsim.errors import ConfigError
 from fedsim.identity import component_params, effective_config, is_fedsim_target
+from fedsim.results.archive import archives_under, unpack
 from fedsim.results.recorder import METRICS_FILE, record_problem
 from fedsim.safe_io import CONFIG_LIMIT, RECORDS_LIMIT, UnsafeFile, parse_json, read_json, read_text, read_yaml
 
@@ -254,18 +257,44 @@ def _run_names(dirs: list[Path]) -> list[str]:
 def load(paths: Sequence[str | Path], strict: bool = False) -> Study:
     """Load every run under ``paths`` (see the module docstring for the two tables).
 
-    A run folder that :func:`read_run` refuses is left out and listed in ``Study.skipped``
-    (one line naming the file); with ``strict`` the first one raises :class:`BadRun`.
+    Run archives (``runs.parquet``, :mod:`fedsim.results.archive`) at or under ``paths`` are
+    read too: unpacked into a temporary folder and read through the same checks; a run that
+    is also there as a folder is read from the folder. ``dir`` is where the run's folder is
+    (or would be, unpacked). A run folder that :func:`read_run` refuses is left out and
+    listed in ``Study.skipped`` (one line naming the file); with ``strict`` the first one
+    raises :class:`BadRun`.
     """
-    records, skipped = [], []
-    for run_dir in find_runs(paths):
+    with tempfile.TemporaryDirectory(prefix="fedsim-compare-") as scratch:
+        found = {d: d for d in find_runs(paths)}
+        for index, archive in enumerate(a for p in paths for a in archives_under(p)):
+            try:
+                unpacked = unpack(archive, Path(scratch) / str(index))
+            except ConfigError as exc:
+                if strict:
+                    raise BadRun(str(exc)) from None
+                found[archive] = None  # listed as skipped below
+                continue
+            for run_dir in unpacked:
+                home = (archive.parent / run_dir.name).resolve()
+                if home not in found:
+                    found[home] = run_dir
+        return _load(found, strict, [str(a) for a, d in found.items() if d is None])
+
+
+def _load(found: dict[Path, Path | None], strict: bool, unreadable: list[str]) -> Study:
+    records, skipped = [], [f"{a}: not a run archive fedsim wrote" for a in unreadable]
+    where = {}
+    for home, run_dir in sorted(found.items()):
+        if run_dir is None:
+            continue
+        where[run_dir] = home
         try:
             records.append((run_dir, *read_run(run_dir)))
         except BadRun as exc:
             if strict:
                 raise
             skipped.append(str(exc))
-    dirs = [r[0] for r in records]
+    dirs = [where[r[0]] for r in records]
     settings = _setting_labels([r[1] for r in records])
     run_rows, frames = [], []
     for name, setting, (run_dir, config, summary, partition, rows) in zip(_run_names(dirs), settings, records):
@@ -274,7 +303,7 @@ def load(paths: Sequence[str | Path], strict: bool = False) -> Study:
         run_rows.append(
             {
                 "run": name,
-                "dir": str(run_dir),
+                "dir": str(where[run_dir]),
                 "sampler": sampler_label(config, summary, _hydra_sampler_choice(run_dir)),
                 "sampler_class": sampler_class(config, summary),
                 "sampler_config": {k: v for k, v in (config.get("sampler") or {}).items()},
@@ -318,21 +347,18 @@ def _sort_key(column: pd.Series) -> pd.Series:
     return column.map(seed_key)
 
 
-UNSET = "unset"  # a sampler setting one run's config lacks and no default of a fedsim class fills
-
-
 def _disambiguate_samplers(runs: pd.DataFrame) -> None:
     """Append differing sampler settings to labels shared by runs of one setting (in place)."""
     by_label: dict[tuple[str, str], list[int]] = defaultdict(list)
     for i, row in runs.iterrows():
         by_label[(row["setting"], row["sampler"])].append(i)
     for idx in by_label.values():
-        # effective parameters: a switch an older run lacks is its class's default (the value it ran with)
+        # effective parameters: a switch an older run lacks is its class's default (the value it
+        # ran with); one a run's class does not read with its other settings is not there, and a
+        # key not in every run's parameters tells nothing apart (differing_keys skips it)
         cfgs = [dict(component_params(runs.at[i, "sampler_config"], trusted=is_fedsim_target),
                      _class=runs.at[i, "sampler_class"]) for i in idx]
-        names = set().union(*cfgs) - {"_target_"}
-        cfgs = [{k: c.get(k, UNSET) for k in names} for c in cfgs]
-        keys = differing_keys(cfgs)
+        keys = [k for k in differing_keys(cfgs) if k != "_target_"]
         if not keys:
             continue
         for i, cfg in zip(idx, map(flatten, cfgs)):
