@@ -372,9 +372,21 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
 
 
 # ------------------------------------------------------------------ dataset files
+def peak_bytes_of_refusal(read, fragment: str) -> int:
+    """Python's peak allocation while ``read()`` refuses its input with ``fragment``."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(Exception, match=fragment):
+            read()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def test_an_idx_gzip_whose_content_outgrows_its_header_is_not_inflated_past_it(tmp_path):
     import gzip
-    import tracemalloc
 
     from fedsim.data.idx import read_idx
 
@@ -383,12 +395,7 @@ def test_an_idx_gzip_whose_content_outgrows_its_header_is_not_inflated_past_it(t
         handle.write(bytes([0, 0, 0x08, 1]) + (20).to_bytes(4, "big") + bytes(20))
         for _ in range(16):
             handle.write(bytes(16 * 1024 * 1024))  # 256 MiB more than the header declares
-    tracemalloc.start()
-    with pytest.raises(Exception, match="holds more"):
-        read_idx(path)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    assert peak < 16 * 1024 * 1024
+    assert peak_bytes_of_refusal(lambda: read_idx(path), "holds more") < 16 * 1024 * 1024
 
 
 def test_an_idx_fifo_is_refused_without_hanging(tmp_path):
@@ -401,7 +408,6 @@ def test_an_idx_fifo_is_refused_without_hanging(tmp_path):
 
 def test_cifar_labels_of_nested_shared_references_are_refused_before_expanding(tmp_path):
     import pickle
-    import tracemalloc
 
     import numpy as np
 
@@ -414,12 +420,7 @@ def test_cifar_labels_of_nested_shared_references_are_refused_before_expanding(t
     path = tmp_path / "data_batch_1"
     path.write_bytes(pickle.dumps(batch))
     assert path.stat().st_size < 100_000
-    tracemalloc.start()
-    with pytest.raises(Exception, match="flat list of integers"):
-        read_cifar_batch(path)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    assert peak < 32 * 1024 * 1024
+    assert peak_bytes_of_refusal(lambda: read_cifar_batch(path), "flat list of integers") < 32 * 1024 * 1024
 
 
 @pytest.mark.parametrize("name", [".hydra", ".hydra/config.yaml", "cli.log"])
