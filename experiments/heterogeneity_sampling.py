@@ -108,7 +108,7 @@ def estimator_quality(run_dir: Path, alphas: list[float] | None, window: int = 2
 def plot_estimator_quality(table: pd.DataFrame, path: Path) -> None:
     """Spearman with the true entropy and the balanced group's AUC per round: the mean over
     seeds as a line, the lowest to highest seed as a band, one colour per sampler."""
-    from fedsim.plotting import plt, sns  # fedsim's plotting set-up (Agg backend)
+    from fedsim.plotting import save_png, sns  # fedsim's plotting set-up (Agg backend)
 
     long = table.melt(id_vars=["sampler", "seed", "round"], value_vars=["spearman", "auc"], var_name="measure")
     long = long.dropna(subset=["value"])
@@ -117,8 +117,7 @@ def plot_estimator_quality(table: pd.DataFrame, path: Path) -> None:
     for ax in grid.axes.flat:
         if ax.get_title().endswith("spearman"):
             ax.axhline(0.8, color="grey", lw=0.8, ls="--")
-    grid.savefig(path, dpi=110)
-    plt.close(grid.figure)
+    save_png(grid.figure, path, dpi=110)
 
 
 def write_estimator_quality(out: Path, study) -> Path:

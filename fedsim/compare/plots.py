@@ -8,8 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from fedsim.compare.load import Study
-from fedsim.plotting import DPI, plt, sns
-from fedsim.safe_io import atomic_writer
+from fedsim.plotting import plt, save_png, sns
 
 
 def _palette(samplers) -> dict[str, tuple]:
@@ -28,10 +27,7 @@ def _grid(n: int, width: float = 6.5, height: float = 4.2, cols: int = 2):
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
-    with atomic_writer(path, binary=True) as handle:
-        fig.savefig(handle, dpi=DPI, format="png")
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
 
 
 def accuracy_bands(study: Study, target: float, path: Path) -> Path:

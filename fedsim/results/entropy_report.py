@@ -17,7 +17,6 @@ from scipy.stats import spearmanr
 
 from fedsim.hooks import RoundHook, RunContext
 from fedsim.results.recorder import read_jsonl, write_json_atomic
-from fedsim.safe_io import atomic_writer
 
 logger = logging.getLogger(__name__)
 
@@ -74,10 +73,7 @@ def write_entropy_report(run_dir: str | Path) -> dict[str, Any] | None:
 
 
 def _plot(path: Path, estimated: np.ndarray, true: np.ndarray, groups: list[int] | None, rho: float | None) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from fedsim.plotting import plt, save_png  # matplotlib only when a report is drawn
 
     fig, ax = plt.subplots(figsize=(5, 4))
     if groups is not None:
@@ -89,9 +85,7 @@ def _plot(path: Path, estimated: np.ndarray, true: np.ndarray, groups: list[int]
     ax.set_ylabel("estimated entropy H_hat (nats)")
     ax.set_title(f"HiCS-FL estimate vs truth (Spearman {rho:.3f})" if rho is not None else "HiCS-FL estimate vs truth")
     fig.tight_layout()
-    with atomic_writer(path, binary=True) as handle:
-        fig.savefig(handle, dpi=120, format="png")
-    plt.close(fig)
+    save_png(fig, path, dpi=120)
 
 
 class EntropyReportHook(RoundHook):

@@ -8,7 +8,6 @@ import numpy as np
 
 from fedsim.hooks import RoundHook, RunContext
 from fedsim.results.recorder import METRICS_FILE, read_jsonl
-from fedsim.safe_io import atomic_writer
 
 
 def write_learning_curve(run_dir: str | Path, filename: str = "learning_curve.png") -> Path | None:
@@ -26,15 +25,13 @@ def write_learning_curve(run_dir: str | Path, filename: str = "learning_curve.pn
     widths = {len(v) for _, v in per_class}
     if len(widths) > 1:  # inconsistent class counts: draw the overall curve only
         per_class = []
-    from fedsim.plotting import DPI, plt  # matplotlib only when a curve is drawn
+    from fedsim.plotting import save_png  # matplotlib only when a curve is drawn
 
     rounds, accuracy = (np.array(x) for x in zip(*curve))
     fig = learning_curve_figure(rounds, accuracy, per_class, title=run_dir.name)
     path = run_dir / filename
     fig.tight_layout()
-    with atomic_writer(path, binary=True) as handle:
-        fig.savefig(handle, dpi=DPI, format="png")
-    plt.close(fig)
+    save_png(fig, path)
     return path
 
 
