@@ -76,11 +76,10 @@ def test_resume_does_not_resolve_the_environment_or_send_it_anywhere(runs, tmp_p
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
     listener.settimeout(0.2)
-    port, contacted = listener.getsockname()[1], []
+    port, contacted, done = listener.getsockname()[1], [], threading.Event()
 
     def accept() -> None:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
+        while not done.is_set():
             try:
                 contacted.append(listener.accept()[0].recv(4096))
             except OSError:
@@ -93,6 +92,7 @@ def test_resume_does_not_resolve_the_environment_or_send_it_anywhere(runs, tmp_p
         "_target_": "fedsim.tracking.MlflowTracker", "tracking_uri": f"http://127.0.0.1:{port}",
         "experiment_name": "${oc.env:FEDSIM_TEST_SECRET}"}))
     result = fedsim(f"resume={folder}", env={"FEDSIM_TEST_SECRET": "hunter2"})
+    done.set()
     thread.join()
     listener.close()
     assert result.returncode == 2 and "an interpolation" in last_line(result)
@@ -358,16 +358,22 @@ def test_tracking_targets_that_cannot_be_written_are_refused_before_training(tmp
 
 
 def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
-    folder = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "fedsim.cli", *BASE, "num_rounds=100000", f"hydra.run.dir={folder}"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not (folder / "metrics.jsonl").exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130
-    assert [line for line in err.splitlines() if line.strip()] == [
+    folder, err_file = tmp_path / "run", tmp_path / "stderr.txt"
+    with err_file.open("w") as err:  # a file, not a pipe: a full pipe would block the run
+        proc = subprocess.Popen([sys.executable, "-m", "fedsim.cli", *BASE, "num_rounds=100000",
+                                 f"hydra.run.dir={folder}"], stdout=subprocess.DEVNULL, stderr=err)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None and not (
+                (folder / "metrics.jsonl").exists() and (folder / "metrics.jsonl").read_text().count("\n") >= 2):
+            time.sleep(0.2)
+        assert proc.poll() is None, err_file.read_text()[-2000:]
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=120)
+        finally:
+            proc.kill()
+    assert proc.returncode == 130, err_file.read_text()[-2000:]
+    assert [line for line in err_file.read_text().splitlines() if line.strip()] == [
         "fedsim: interrupted; the records of every finished round are kept: rerun the same command to resume"]
 
 
