@@ -357,11 +357,22 @@ def test_tracking_targets_that_cannot_be_written_are_refused_before_training(tmp
     assert not (folder / "metrics.jsonl").exists() or not (folder / "metrics.jsonl").read_text()
 
 
+def as_from_a_terminal() -> None:
+    """In the child before exec: SIGINT unblocked and at its default, as a shell gives it.
+
+    A blocked or ignored signal stays so across fork and exec, and the test process may have
+    either from an earlier test (the full suite's Ctrl-C case hung where it passed alone).
+    """
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
     folder, err_file = tmp_path / "run", tmp_path / "stderr.txt"
     with err_file.open("w") as err:  # a file, not a pipe: a full pipe would block the run
         proc = subprocess.Popen([sys.executable, "-m", "fedsim.cli", *BASE, "num_rounds=100000",
-                                 f"hydra.run.dir={folder}"], stdout=subprocess.DEVNULL, stderr=err)
+                                 f"hydra.run.dir={folder}"], stdout=subprocess.DEVNULL, stderr=err,
+                                preexec_fn=as_from_a_terminal)
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and proc.poll() is None and not (
                 (folder / "metrics.jsonl").exists() and (folder / "metrics.jsonl").read_text().count("\n") >= 2):
@@ -372,7 +383,8 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
             proc.wait(timeout=120)
         finally:
             proc.kill()
-    assert proc.returncode == 130, err_file.read_text()[-2000:]
+    assert proc.returncode == 130, (err_file.read_text()[-2000:], signal.pthread_sigmask(signal.SIG_BLOCK, set()),
+                                    signal.getsignal(signal.SIGINT))
     assert [line for line in err_file.read_text().splitlines() if line.strip()] == [
         "fedsim: interrupted; the records of every finished round are kept: rerun the same command to resume"]
 

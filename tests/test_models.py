@@ -61,3 +61,15 @@ def test_a_model_without_the_output_layer_is_refused_at_start_naming_the_layer()
     with pytest.raises(ConfigError, match=r"model: NoHead has no output layer 'head' \(head.weight, head.bias "
                                           r"missing\); name its last Linear layer head"):
         model_factory_for(make_config([f"model._target_={__name__}.NoHead"]), _Data())
+
+
+def test_the_reference_cnn_takes_the_authors_initialisation_gain_when_asked():
+    torch.manual_seed(0)
+    default = FmnistCnnReference()
+    torch.manual_seed(0)
+    authors = FmnistCnnReference(init_gain="relu")
+    for (name, a), (_, b) in zip(default.state_dict().items(), authors.state_dict().items()):
+        if name.endswith("weight") and a.dim() > 1:  # conv and linear weights: sqrt(2) larger, same draws
+            assert torch.allclose(b, a * 2 ** 0.5, rtol=1e-5), name
+    with pytest.raises(ValueError, match="init_gain"):
+        FmnistCnnReference(init_gain="tanh")

@@ -74,3 +74,20 @@ def test_digits_and_synthetic_need_no_download():
     synthetic = SyntheticSource(num_train=50, num_test=20).load()
     assert synthetic.x_train.shape == (50, 20)
     assert np.array_equal(synthetic.y_train, SyntheticSource(num_train=50, num_test=20).load().y_train)
+
+
+def test_idx_images_scaled_as_the_authors_code_with_normalization_half(tmp_path):
+    import numpy as np
+
+    from fedsim.data.datasets import IdxSource
+    from fedsim.data.idx import write_idx
+
+    images = np.zeros((4, 28, 28), dtype=np.uint8)
+    images[:, 0, 0] = 255
+    for split in ("train", "t10k"):
+        write_idx(tmp_path / f"{split}-images-idx3-ubyte.gz", images)
+        write_idx(tmp_path / f"{split}-labels-idx1-ubyte.gz", np.arange(4))
+    half = IdxSource("fmnist", str(tmp_path), normalization="half").load()
+    assert half.x_train.min() == -1.0 and half.x_train.max() == 1.0 and half.x_train[0, 0, 0, 0] == 1.0
+    standard = IdxSource("fmnist", str(tmp_path)).load()
+    assert abs(float(standard.x_train.mean())) < 1e-6

@@ -93,6 +93,11 @@ class IdxSource:
         "y_test": "t10k-labels-idx1-ubyte",
     }
 
+    NORMALIZATIONS = ("standardize", "half")
+    """How pixels in [0, 1] are scaled: ``standardize`` (zero mean and unit standard deviation with
+    the training set's statistics, fedsim's default) or ``half`` ((x - 0.5) / 0.5, in [-1, 1]:
+    torchvision's ``Normalize(0.5, 0.5)`` as the HiCS-FL authors' code uses it)."""
+
     # Class counts of the datasets known by name; others take ``num_classes`` or infer it.
     KNOWN_CLASSES = {"mnist": 10, "fmnist": 10, "fashion-mnist": 10, "fashion_mnist": 10, "kmnist": 10}
 
@@ -102,7 +107,11 @@ class IdxSource:
         root: str,
         how_to_get: str = "copy the IDX files there",
         num_classes: int | None = None,
+        normalization: str = "standardize",
     ) -> None:
+        if normalization not in self.NORMALIZATIONS:
+            raise ConfigError(f"dataset.normalization={normalization}: choose one of {', '.join(self.NORMALIZATIONS)}")
+        self.normalization = normalization
         self.name = name
         self.root = Path(root).expanduser()
         self.how_to_get = how_to_get
@@ -146,7 +155,10 @@ class IdxSource:
                 )
         x_tr = arrays["x_train"].astype(np.float32)[:, None] / 255.0
         x_te = arrays["x_test"].astype(np.float32)[:, None] / 255.0
-        x_tr, x_te = _standardise(x_tr, x_te)
+        if self.normalization == "half":
+            x_tr, x_te = (x_tr - 0.5) / 0.5, (x_te - 0.5) / 0.5
+        else:
+            x_tr, x_te = _standardise(x_tr, x_te)
         return DatasetArrays(self.name, x_tr, y_tr, x_te, y_te, num_classes=num_classes)
 
 
