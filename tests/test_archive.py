@@ -94,3 +94,13 @@ def test_the_committed_setting_2_tables_are_regenerated_from_its_archive(tmp_pat
         assert (tmp_path / name).read_text() == (results / name).read_text(), name
     without_plots = (results / "comparison.md").read_text().split("\n## Plots\n")[0].rstrip("\n")
     assert (tmp_path / "comparison.md").read_text().rstrip("\n") == without_plots
+
+
+def test_an_archive_declaring_more_than_it_may_inflate_to_is_refused_before_reading(tmp_path, monkeypatch):
+    import fedsim.results.archive as archive
+
+    root = study(tmp_path / "s")
+    pack(root, remove=True)
+    monkeypatch.setattr(archive, "ARCHIVE_LIMIT", 1000)
+    with pytest.raises(ConfigError, match="would inflate to"):
+        read_archive(root / ARCHIVE)

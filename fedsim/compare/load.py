@@ -265,28 +265,24 @@ def load(paths: Sequence[str | Path], strict: bool = False) -> Study:
     raises :class:`BadRun`.
     """
     with tempfile.TemporaryDirectory(prefix="fedsim-compare-") as scratch:
-        found = {d: d for d in find_runs(paths)}
+        found, skipped = {d: d for d in find_runs(paths)}, []  # where a run belongs -> where it is read
         for index, archive in enumerate(a for p in paths for a in archives_under(p)):
             try:
                 unpacked = unpack(archive, Path(scratch) / str(index))
             except ConfigError as exc:
                 if strict:
                     raise BadRun(str(exc)) from None
-                found[archive] = None  # listed as skipped below
+                skipped.append(str(exc))
                 continue
             for run_dir in unpacked:
-                home = (archive.parent / run_dir.name).resolve()
-                if home not in found:
-                    found[home] = run_dir
-        return _load(found, strict, [str(a) for a, d in found.items() if d is None])
+                found.setdefault((archive.parent / run_dir.name).resolve(), run_dir)
+        return _load(found, strict, skipped)
 
 
-def _load(found: dict[Path, Path | None], strict: bool, unreadable: list[str]) -> Study:
-    records, skipped = [], [f"{a}: not a run archive fedsim wrote" for a in unreadable]
+def _load(found: dict[Path, Path], strict: bool, skipped: list[str]) -> Study:
+    records = []
     where = {}
     for home, run_dir in sorted(found.items()):
-        if run_dir is None:
-            continue
         where[run_dir] = home
         try:
             records.append((run_dir, *read_run(run_dir)))

@@ -39,10 +39,13 @@ import pandas as pd
 from fedsim.errors import ConfigError
 from fedsim.identity import identity_hash, is_fedsim_target
 from fedsim.results.recorder import METRICS_FILE
-from fedsim.safe_io import CONFIG_LIMIT, RECORDS_LIMIT, atomic_writer, read_text
+from fedsim.safe_io import CONFIG_LIMIT, RECORDS_LIMIT, atomic_writer, read_text, read_yaml
 
 ARCHIVE = "runs.parquet"
 """The archive's file name inside a study folder."""
+
+ARCHIVE_LIMIT = 2 * 2**30
+"""Most bytes an archive's columns may declare, uncompressed (setting 2's 95 runs: about 0.02 GiB)."""
 
 RUN_FILES = {"config.yaml": CONFIG_LIMIT, "summary.json": CONFIG_LIMIT, "partition.json": RECORDS_LIMIT,
              "entropy_report.json": CONFIG_LIMIT, ".hydra/overrides.yaml": CONFIG_LIMIT,
@@ -73,9 +76,7 @@ def _run_frame(run_dir: Path) -> pd.DataFrame:
              for name, limit in RUN_FILES.items()}
     if files["config.yaml"] is None:
         raise ConfigError(f"{run_dir}: no config.yaml; not a run folder fedsim wrote")
-    import yaml
-
-    config = yaml.safe_load(files["config.yaml"]) or {}
+    config = read_yaml(run_dir / "config.yaml") or {}
     metrics, sampler = (_lines(run_dir / name) for name in ROUND_FILES.values())
     rows = [json.loads(metrics[r]) for r in sorted(metrics)]
     frame = pd.DataFrame({
@@ -167,6 +168,12 @@ def read_archive(path: str | Path) -> pd.DataFrame:
     try:
         if os.path.islink(path) or not path.is_file():
             raise ValueError("not a regular file")
+        import pyarrow.parquet as pq
+
+        metadata = pq.ParquetFile(path).metadata  # what the columns inflate to, before reading them
+        inflated = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+        if inflated > ARCHIVE_LIMIT:
+            raise ValueError(f"its columns would inflate to {inflated / 2**30:.1f} GiB, more than an archive holds")
         table = pd.read_parquet(path)
     except Exception as exc:  # noqa: BLE001 - any unreadable archive is one line
         raise ConfigError(f"{path}: not a run archive fedsim wrote ({str(exc).splitlines()[0] if str(exc) else exc})")
