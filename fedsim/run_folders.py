@@ -16,9 +16,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from fedsim.config_schema import RESUME_SETTINGS, FedsimConfig, upgrade_legacy
-from fedsim.configuration import locate
 from fedsim.errors import ConfigError, first_line
-from fedsim.identity import known_targets, same_run
+from fedsim.identity import is_fedsim_target, known_targets, same_run, trusted_target
 from fedsim.results.checkpoint import CHECKPOINT
 from fedsim.results.recorder import METRICS_FILE
 from fedsim.safe_io import read_yaml
@@ -88,7 +87,7 @@ def check_resumable(run_dir: Path, cfg: DictConfig) -> None:
     if not os.path.lexists(run_dir / CHECKPOINT):
         return
     algorithm = cfg.algorithm.get("_target_", "")
-    if not getattr(_located(algorithm), "stateless", False):
+    if not getattr(trusted_target(algorithm, is_fedsim_target), "stateless", False):
         raise ConfigError(f"{run_dir}: algorithm {algorithm.rsplit('.', 1)[-1]} keeps server state between rounds "
                           f"that {CHECKPOINT} does not hold, so a run continued from it would differ from an "
                           f"uninterrupted one; run it again in a new folder, or set checkpoint_every=0 for such runs")
@@ -96,16 +95,6 @@ def check_resumable(run_dir: Path, cfg: DictConfig) -> None:
         raise ConfigError(f"{run_dir}: train.keep_optimizer_state=true runs cannot be resumed (the clients' "
                           f"optimizer state is not in {CHECKPOINT}, so the run would differ from an uninterrupted "
                           f"one); run it again in a new folder, or set checkpoint_every=0 for such runs")
-
-
-def _located(path: str) -> Any:
-    """The class a fedsim-known ``_target_`` names (None for any other, or one that does not import)."""
-    if path not in known_targets():
-        return None
-    try:
-        return locate(path)
-    except Exception:  # noqa: BLE001
-        return None
 
 
 def foreign_targets(node: Any, path: str = "") -> list[str]:
