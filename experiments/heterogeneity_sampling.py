@@ -1,8 +1,10 @@
-"""The heterogeneity-sampling study (FMNIST settings 1-3 on the paper's partition): run and report.
+"""The heterogeneity-sampling study (FMNIST settings 1-3 on the paper's partition, and the wider
+settings ``fmnist_dirichlet01``, ``fmnist_dirichlet03``, ``fmnist_shards``, ``fmnist_s2_unreliable``,
+``fmnist_s2_dynamic`` with the paper's training): run and report.
 
 Runs ``fedsim +experiment=<--experiment> sampler=<s> seed=<k>`` (default: setting 2,
-``paper_fmnist_s2``; its records go to ``experiments/results/heterogeneity_s2``, setting 1's to
-``..._s1``, setting 3's to ``..._s3``) into ``--out`` as one Hydra
+``paper_fmnist_s2``; records go to ``experiments/results/heterogeneity_<last part of the
+experiment's name>``: ``heterogeneity_s2``, ``heterogeneity_dirichlet01``, ...) into ``--out`` as one Hydra
 multirun on the joblib launcher (``experiments/sweep.py``; resumable: finished runs are
 skipped, unfinished ones resume; rerun the same command across sittings),
 then writes, next to the records:
@@ -17,6 +19,10 @@ then writes, next to the records:
   estimator round with its AUC and the range of its estimates per group (what the report says
   of the clients, from the records);
 - ``selection_health.md``: the fewest distinct clients picked in any 50 consecutive rounds, per run;
+- ``client_cost.md``: per sampler, what it asks of clients beyond the training replies (extra
+  messages, bytes, examples evaluated: FedCor's loss reports, probes) and its selection time;
+- ``against_fedcor/``: when the study has FedCor runs, fedsim-compare's tables and a headline
+  with FedCor as the baseline (the best baseline on setting 2);
 - ``headline.md``: per sampler against random, the paired readings the report rests on
   (rounds to 75% as a ratio, mean accuracy over 200 rounds as a difference, with 95%
   intervals, sign-flip and Holm p-values and the verdict);
@@ -203,8 +209,10 @@ def write_selection_health(out: Path, study) -> Path:
     table = fewest.merge(blocks, on=["sampler", "seed"]).sort_values(["sampler", "seed"])
     lines = [[r.sampler, r.seed, r.fewest_distinct, f"{r.fewest_window}-{r.fewest_window + 49}", f"{r.mean:.1f}",
               f"{r.top5:.2f}"] for r in table.itertuples()]
+    clients = sorted({len(json.loads((Path(d) / "partition.json").read_text())["sizes"]) for d in study.runs["dir"]})
     path = out / "selection_health.md"
-    path.write_text(f"Produced by: `{REPORT_COMMAND}`. Distinct clients picked (of 50): the fewest in any 50 "
+    path.write_text(f"Produced by: `{REPORT_COMMAND}`. Distinct clients picked (of {', '.join(map(str, clients))}): "
+                    "the fewest in any 50 "
                     "consecutive rounds (every start) and the rounds where that was, the mean over the 50-round "
                     "blocks 1-50, 51-100, ...; top-5 share: share of a block's slots taken by its 5 most-picked "
                     "clients (mean over blocks).\n\n"
@@ -233,6 +241,47 @@ def write_headline(out: Path, baseline: str = "random") -> Path:
                     "95% t-intervals (log scale for ratios), exact sign-flip p, Holm over the samplers compared.\n\n"
                     + md_table(["sampler", "metric", "paired seeds", "estimate [95% CI]", "p (sign-flip)", "p (Holm)",
                                 "verdict"], lines) + "\n")
+    return path
+
+
+def write_against(out: Path, baseline: str) -> list[Path]:
+    """The study against ``baseline`` instead of random (``<out>/against_<baseline>/``: fedsim-compare's
+    tables and ``headline.md``), when the study has runs of it; nothing otherwise."""
+    study = load([out]).finished()
+    if baseline not in set(study.runs["sampler"]):
+        return []
+    against = out / f"against_{baseline}"
+    compare([out], target=0.75, smooth=5, baseline=baseline, out=against, plots=False)
+    return [write_headline(against, baseline)]
+
+
+CLIENT_COST = {"train_reply_bytes": "training reply KiB", "extra_messages": "extra messages",
+               "extra_bytes": "extra KiB", "extra_client_examples": "extra client examples",
+               "selection_seconds": "selection ms"}
+"""metrics.jsonl fields summed per round for ``client_cost.md`` -> the column they become."""
+
+
+def write_client_cost(out: Path, study) -> Path:
+    """``client_cost.md``: what each sampler asks of clients and server per round, from the runs'
+    ``metrics.jsonl`` (mean over rounds and seeds): the training replies every sampler gets, and
+    the extra requests some make (FedCor's loss reports, pow-d's and DivFL's probes), in messages,
+    bytes and examples clients must run through the model."""
+    rows = []
+    for run in study.runs.itertuples():
+        for line in read_jsonl(Path(run.dir) / "metrics.jsonl"):
+            rows.append({"sampler": run.sampler, "seed": run.seed, **{k: line.get(k, 0) or 0 for k in CLIENT_COST}})
+    table = pd.DataFrame(rows)
+    for column in ("train_reply_bytes", "extra_bytes"):
+        table[column] = table[column] / 1024
+    table["selection_seconds"] = table["selection_seconds"] * 1000
+    per_sampler = table.groupby("sampler")[list(CLIENT_COST)].mean().reset_index()
+    lines = [[r.sampler, *(f"{getattr(r, k):.1f}" for k in CLIENT_COST)] for r in per_sampler.itertuples()]
+    path = out / "client_cost.md"
+    path.write_text(f"Produced by: `{REPORT_COMMAND}` (from every run's `metrics.jsonl`). Per round, mean over "
+                    "rounds and seeds: the training replies' size, and what a sampler asks beyond them (messages, "
+                    "bytes, and examples clients evaluate for it: FedCor's loss reports, pow-d's and DivFL's probes; "
+                    "HiCS-FL reads the output-layer update inside the training reply and asks for nothing).\n\n"
+                    + md_table(["sampler", *CLIENT_COST.values()], lines) + "\n")
     return path
 
 
@@ -265,8 +314,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samplers", nargs="+", default=SAMPLERS)
     parser.add_argument("--seeds", nargs="+", type=int, default=list(range(10)))
-    parser.add_argument("--experiment", default="paper_fmnist_s2", help="paper_fmnist_s1 | s2 | s3")
-    parser.add_argument("--out", type=Path, help="default: experiments/results/heterogeneity_<s1|s2|s3>")
+    parser.add_argument("--experiment", default="paper_fmnist_s2",
+                        help="paper_fmnist_s1 | s2 | s3, fmnist_dirichlet01 | dirichlet03 | shards | s2_unreliable | s2_dynamic")
+    parser.add_argument("--out", type=Path, help="default: experiments/results/heterogeneity_<the experiment name's last part>")
     parser.add_argument("--ablations", type=Path,
                         help="runs of the variant with one switch changed, reported against --out's random runs "
                              "(default: <out>_ablations)")
@@ -298,7 +348,8 @@ def run_and_report(args: argparse.Namespace, extra: list[str]) -> None:
     compare([args.out], target=0.75, smooth=5, baseline="random", out=args.out)
     study = load([args.out]).finished()
     for path in (write_headline(args.out), write_estimator_quality(args.out, study), write_population(args.out, study),
-                 write_selection_health(args.out, study), *write_ablations(args.out, args.ablations)):
+                 write_selection_health(args.out, study), write_client_cost(args.out, study),
+                 *write_against(args.out, "fedcor"), *write_ablations(args.out, args.ablations)):
         print(path.read_text())
 
 
