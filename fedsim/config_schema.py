@@ -83,8 +83,8 @@ class HicsConfig:
 
     Not every preset reads every key: ``hics`` reads all four, ``hics_oracle`` gamma0, lam
     and num_clusters, ``hics_diverse`` temperature, lam and num_clusters (it fixes gamma0),
-    ``hics_reference`` only num_clusters (it fixes temperature, gamma0 and lam to the
-    authors' code). A fixed value is overridden with ``sampler.<key>=...``, not here;
+    ``hics_reference`` only num_clusters and fallback_tree (it fixes temperature, gamma0 and
+    lam to the authors' code). A fixed value is overridden with ``sampler.<key>=...``, not here;
     ``conf/config.yaml`` lists the same. The defaults are HiCSSampler's (one home).
     """
 
@@ -92,6 +92,7 @@ class HicsConfig:
     gamma0: float = _HICS_DEFAULTS["gamma0"]  # initial annealing strength gamma_0
     lam: float = _HICS_DEFAULTS["lam"]  # lambda: weight of the entropy gap in the distance
     num_clusters: Optional[int] = _HICS_DEFAULTS["num_clusters"]  # M; None = clients_per_round (the paper's M = K)
+    fallback_tree: str = _HICS_DEFAULTS["fallback_tree"]  # the code's fallback: Ward on the distance matrix's rows ("rows")
 
 
 @dataclass

@@ -264,8 +264,8 @@ def fake_fraboni(monkeypatch):
     """Stand-in for fedsim.selection.clustered.fraboni_distributions: K uniform rows."""
     calls = []
 
-    def fraboni_distributions(distance, data_shares, num_to_select):
-        calls.append((distance.shape, data_shares.copy(), num_to_select))
+    def fraboni_distributions(distance, data_shares, num_to_select, tree_from="distances"):
+        calls.append((distance.shape, data_shares.copy(), num_to_select, tree_from))
         n = len(data_shares)
         return np.full((num_to_select, n), 1.0 / n)
 
@@ -285,14 +285,45 @@ def test_variance_fallback_switch(fake_fraboni):
     chosen = on.select(5, np.arange(20), 5, {})
     assert on.diagnostics()["phase"] == "fallback"
     assert len(set(chosen)) == 5
-    shape, shares, k = fake_fraboni[-1]
-    assert shape == (20, 20) and k == 5 and shares.sum() == pytest.approx(1.0)
+    shape, shares, k, tree_from = fake_fraboni[-1]
+    assert shape == (20, 20) and k == 5 and shares.sum() == pytest.approx(1.0) and tree_from == "distances"
+    as_the_code = make_sampler(20, 5, variance_fallback=True, fallback_tree="rows")
+    run_rounds(as_the_code, skewed, 5)
+    assert fake_fraboni[-1][3] == "rows"
 
     balanced = skewed_population(0, 20)  # low variance: HiCS sampling even with the switch on
     calm = make_sampler(20, 5, variance_fallback=True)
     calls_before = len(fake_fraboni)
     run_rounds(calm, balanced, 5)
     assert calm.diagnostics()["phase"] == "cluster" and len(fake_fraboni) == calls_before
+
+
+def test_fallback_tree_rows_is_ward_on_the_matrix_rows():
+    """``tree_from="rows"`` reads each client's row as a point (the authors' ``linkage(matrix, "ward")``):
+    the same distributions as the condensed tree of the Euclidean distances between the rows."""
+    from scipy.spatial.distance import pdist, squareform
+
+    from fedsim.selection.clustered import fraboni_distributions
+
+    rng = np.random.default_rng(3)
+    differ = 0
+    for _ in range(20):
+        raw = rng.random((12, 12))
+        distance = raw + raw.T
+        np.fill_diagonal(distance, 0.0)
+        shares = rng.random(12)
+        rows = fraboni_distributions(distance, shares, 4, tree_from="rows")
+        np.testing.assert_allclose(
+            rows, fraboni_distributions(squareform(pdist(distance)), shares, 4, tree_from="distances"))
+        np.testing.assert_allclose(rows.sum(axis=0), 4 * shares / shares.sum())
+        differ += not np.allclose(rows, fraboni_distributions(distance, shares, 4))
+    assert differ  # the two trees do differ: the switch changes numbers
+    with pytest.raises(ValueError, match="tree_from"):
+        fraboni_distributions(distance, shares, 4, tree_from="columns")
+    with pytest.raises(ValueError, match="fallback_tree"):
+        HiCSSampler(fallback_tree="columns")
+    assert "fallback_tree" in HiCSSampler.unread_params({"variance_fallback": False})
+    assert "fallback_tree" not in HiCSSampler.unread_params({"variance_fallback": True})
 
 
 def test_variance_fallback_with_real_clustered_sampling():

@@ -16,6 +16,9 @@ def test_authors_fmnist_setting_2_preset_matches_the_codes_config():
     assert cfg.model._target_.endswith("FmnistCnnReference")
     # the two differences docs/authors-parity.md found to change numbers
     assert cfg.model.init_gain == "relu" and cfg.dataset.normalization == "half"
+    # and the fallback's tree as the code builds it; hics_reference elsewhere keeps its recorded default
+    assert cfg.sampler.fallback_tree == "rows"
+    assert make_config(["sampler=hics_reference"]).sampler.fallback_tree == "distances"
 
 
 @pytest.mark.parametrize("sampler, proportional", [("random", False), ("random_proportional", True)])

@@ -13,17 +13,22 @@ groups the unseen clients together and the distributions keep every client's mas
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
-from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.cluster.hierarchy import ClusterWarning, fcluster, linkage
 from scipy.spatial.distance import squareform
 
 from fedsim.selection.base import ClientReport, ProbeReport, Sampler, SamplerNeeds
 from fedsim.selection.updates import LatestUpdates
 
 _TOL = 1e-9
+TREE_FROM = ("distances", "rows")
+"""What :func:`fraboni_distributions`' Ward linkage can read."""
 
 
-def fraboni_distributions(distance: np.ndarray, data_shares: np.ndarray, num_to_select: int) -> np.ndarray:
+def fraboni_distributions(distance: np.ndarray, data_shares: np.ndarray, num_to_select: int,
+                          tree_from: str = "distances") -> np.ndarray:
     """The K sampling distributions of Fraboni et al. (2021), algorithm 2.
 
     Parameters
@@ -34,13 +39,18 @@ def fraboni_distributions(distance: np.ndarray, data_shares: np.ndarray, num_to_
         p_k, each client's importance; renormalised to sum to 1.
     num_to_select : int
         K, the number of distributions (one client is drawn from each).
+    tree_from : str
+        What Ward's linkage reads: "distances" (the condensed distance matrix: clients
+        merged by their distance to each other) or "rows" (each client's row of the N x N
+        matrix as a point in R^N, Euclidean: what ``linkage(matrix, "ward")`` does when given
+        the square matrix, as the HiCS-FL authors' code does in its fallback).
 
     Returns
     -------
     (K, N) array ``r`` with every row summing to 1 and ``r.sum(0) == K * p`` (a client may
     have mass in two or more rows).
 
-    How: Ward linkage on the condensed distance; the merge heights are replaced by the
+    How: Ward linkage (see ``tree_from``); the merge heights are replaced by the
     merged clusters' total share, and the tree is cut at 1/K, so every flat cluster has
     total mass ``K * sum p`` <= 1. The K heaviest clusters each seed one distribution; the
     clients of the remaining clusters (cluster by cluster, lightest first) fill the rows'
@@ -53,6 +63,8 @@ def fraboni_distributions(distance: np.ndarray, data_shares: np.ndarray, num_to_
     k = int(num_to_select)
     if k < 1:
         raise ValueError("num_to_select must be >= 1")
+    if tree_from not in TREE_FROM:
+        raise ValueError(f"tree_from={tree_from!r}, expected one of {TREE_FROM}")
     mass = k * p  # what each client must receive over all rows
     if n == 1:
         return np.ones((k, 1))
@@ -61,7 +73,12 @@ def fraboni_distributions(distance: np.ndarray, data_shares: np.ndarray, num_to_
     dist = 0.5 * (dist + dist.T)
     np.fill_diagonal(dist, 0.0)
     dist = np.clip(np.nan_to_num(dist, nan=0.0), 0.0, None)
-    tree = linkage(squareform(dist, checks=False), method="ward")
+    if tree_from == "rows":
+        with warnings.catch_warnings():  # SciPy warns that a square matrix looks like distances: intended here
+            warnings.filterwarnings("ignore", category=ClusterWarning)
+            tree = linkage(dist, method="ward")
+    else:
+        tree = linkage(squareform(dist, checks=False), method="ward")
 
     # Heights := total share of the merged cluster (monotone up the tree), cut at 1/K.
     weights = np.concatenate([p, np.zeros(n - 1)])

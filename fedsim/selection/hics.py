@@ -22,7 +22,7 @@ from scipy.cluster.hierarchy import ClusterWarning
 from sklearn.cluster import AgglomerativeClustering
 
 from fedsim.selection.base import ClientReport, ProbeReport, Sampler
-from fedsim.selection.clustered import fraboni_distributions
+from fedsim.selection.clustered import TREE_FROM, fraboni_distributions
 from fedsim.selection.draws import draw_from_clusters, draw_one_per_row, least_recently_picked
 from fedsim.selection.geometry import hics_distance_matrix
 from fedsim.selection.hics_scalable import DEFAULT_MICRO_CLUSTERS, hics_embedding, scalable_clusters
@@ -125,6 +125,9 @@ class HiCSSampler(Sampler):
         ``variance_threshold``, use Clustered Sampling (Fraboni alg. 2) on the HiCS
         distance matrix instead of entropy-guided sampling.
     variance_threshold : the threshold of that test (authors' code: 0.1).
+    fallback_tree : what the fallback's Ward linkage reads (:func:`fraboni_distributions`'
+        ``tree_from``): "distances" (the condensed distance matrix) or "rows" (each client's
+        row of the N x N matrix as a point, as the authors' code passes the square matrix).
     normalize_by_steps : divide each reported update by its number of local SGD steps,
         so unequal client sizes do not shift H_hat (not in the paper).
     mode : "exact" (paper / authors' code: Ward on the rows of the N x N distance matrix,
@@ -167,6 +170,7 @@ class HiCSSampler(Sampler):
         distance_on: str = "bias",
         variance_fallback: bool = False,
         variance_threshold: float = 0.1,
+        fallback_tree: str = "distances",
         normalize_by_steps: bool = False,
         mode: str = "exact",
         micro_clusters: int = DEFAULT_MICRO_CLUSTERS,
@@ -179,6 +183,7 @@ class HiCSSampler(Sampler):
             "within_cluster": (within_cluster, ("data_size", "uniform")),
             "distance_on": (distance_on, ("bias", "output_layer")),
             "mode": (mode, ("exact", "scalable")),
+            "fallback_tree": (fallback_tree, TREE_FROM),
         }
         for name, (value, allowed) in choices.items():
             if value not in allowed:
@@ -213,6 +218,7 @@ class HiCSSampler(Sampler):
         self.distance_on = distance_on
         self.variance_fallback = bool(variance_fallback)
         self.variance_threshold = float(variance_threshold)
+        self.fallback_tree = fallback_tree
         self.normalize_by_steps = bool(normalize_by_steps)
         if mode == "scalable" and self.variance_fallback:
             raise ValueError(
@@ -230,7 +236,7 @@ class HiCSSampler(Sampler):
         if params.get("estimator") == "positive_part":
             unread.add("temperature")  # the scale-free estimate has no softmax
         if not params.get("variance_fallback"):
-            unread.add("variance_threshold")
+            unread.update({"variance_threshold", "fallback_tree"})
         if params.get("mode") != "scalable":
             unread.add("micro_clusters")
         return unread
@@ -343,7 +349,7 @@ class HiCSSampler(Sampler):
             if diag["phase"] != "warmup":
                 diag["phase"] = "fallback"
             shares = self.client_sizes[candidates] / self.client_sizes[candidates].sum()
-            rows = fraboni_distributions(distance, shares, count)
+            rows = fraboni_distributions(distance, shares, count, tree_from=self.fallback_tree)
             return [int(candidates[i]) for i in draw_one_per_row(self.rng, rows)]
 
         if self.mode == "exact":

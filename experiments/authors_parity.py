@@ -1,0 +1,153 @@
+"""The authors'-parity study: fedsim with every switch set as the HiCS-FL authors' code, and its report.
+
+Runs ``fedsim +experiment=authors_fmnist_s2 num_rounds=60`` (Fashion-MNIST setting 2 as the
+code runs it, ``docs/authors-parity.md``) for ``hics_reference`` and ``random_proportional``
+(the code's HiCS-FL and its random baseline) on seeds 0-2 into
+``experiments/results/authors_parity``; ``random_proportional`` seed 0 once more with fedsim's
+defaults for the two training switches that change numbers (``model.init_gain=linear
+dataset.normalization=standardize``) into ``experiments/results/authors_parity_fedsim_defaults``;
+and ``hics_reference`` seeds 0-2 with the fallback's Ward tree on the condensed distances
+(``hics.fallback_tree=distances``, fedsim's default) into
+``experiments/results/authors_parity_fallback_distances``.
+Resumable like every study (finished runs are skipped; records kept packed as ``runs.parquet``);
+about half an hour a run on one core. Then writes, next to the records:
+
+- ``fedsim-compare``'s report with target 70% against ``random_proportional`` (three seeds:
+  intervals too wide to decide anything);
+- ``parity.md``: per run, the first round at >= 70% and the best, mean and last-10-round
+  accuracy, both per example (fedsim's ``accuracy``) and as the code computes it (the mean of
+  per-batch accuracies, ``accuracy_batch_mean``), and the spread (min-max over seeds) per sampler;
+- ``parity_curves.png``: per sampler, the mean curve over seeds with its min-max band.
+
+    python experiments/authors_parity.py
+    python experiments/authors_parity.py --report-only
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from fedsim.compare import compare, load  # noqa: E402
+from fedsim.compare.report import md_table  # noqa: E402
+from fedsim.plotting import save_png  # noqa: E402
+from fedsim.results.archive import unpacked  # noqa: E402
+from fedsim.results.recorder import read_jsonl  # noqa: E402
+from sweep import run_sweep  # noqa: E402
+
+RESULTS = Path("experiments/results")
+STUDY = RESULTS / "authors_parity"
+DEFAULTS = RESULTS / "authors_parity_fedsim_defaults"
+FALLBACK_DISTANCES = RESULTS / "authors_parity_fallback_distances"
+EXPERIMENT = "authors_fmnist_s2"
+SAMPLERS = ["hics_reference", "random_proportional"]
+SEEDS = [0, 1, 2]
+ROUNDS = 60
+TARGET = 0.70
+FEDSIM_DEFAULTS = ["model.init_gain=linear", "dataset.normalization=standardize"]
+ACCURACIES = {"accuracy": "per example (fedsim)", "accuracy_batch_mean": "mean of per-batch accuracies (the code)"}
+REPORT_COMMAND = "python experiments/authors_parity.py --report-only"
+
+
+def curves(folders: list[Path]) -> pd.DataFrame:
+    """One row per run and round: study folder, run, sampler, seed, round and both accuracies."""
+    rows = []
+    for folder in folders:
+        study = load([folder]).finished()
+        for run in study.runs.itertuples():
+            for line in read_jsonl(Path(run.dir) / "metrics.jsonl"):
+                rows.append({"study": folder.name, "run": Path(run.dir).name, "sampler": run.sampler,
+                             "seed": run.seed, "round": line["round"],
+                             **{key: line.get(key) for key in ACCURACIES}})
+    return pd.DataFrame(rows)
+
+
+def first_at(values: pd.Series, target: float = TARGET) -> float:
+    """The first round whose value is >= target (NaN when none: the run never reached it)."""
+    reached = values[values >= target]
+    return float(reached.index[0]) if len(reached) else float("nan")
+
+
+def per_run(table: pd.DataFrame) -> pd.DataFrame:
+    """Per run and accuracy: first round at the target, best, mean over the rounds, mean of the last 10."""
+    rows = []
+    for (study, run, sampler, seed), group in table.groupby(["study", "run", "sampler", "seed"]):
+        group = group.set_index("round").sort_index()
+        for key in ACCURACIES:
+            rows.append({"study": study, "run": run, "sampler": sampler, "seed": seed, "accuracy as": key,
+                         "first round >= 70%": first_at(group[key]), "best": group[key].max(),
+                         "mean": group[key].mean(), "last 10": group[key].tail(10).mean()})
+    return pd.DataFrame(rows)
+
+
+def write_parity(out: Path, table: pd.DataFrame) -> Path:
+    """``parity.md``: the per-run table and the spread over seeds per study and sampler."""
+    runs = per_run(table)
+    measures = ["first round >= 70%", "best", "mean", "last 10"]
+
+    def cell(value: float, measure: str) -> str:
+        return "never" if pd.isna(value) else (f"{value:.0f}" if measure.startswith("first") else f"{value:.3f}")
+
+    run_lines = [[r["study"], r["run"], r["accuracy as"], *(cell(r[m], m) for m in measures)]
+                 for _, r in runs.sort_values(["study", "accuracy as", "run"]).iterrows()]
+    spread = runs.groupby(["study", "sampler", "accuracy as"])[measures].agg(["min", "max", "count"])
+    spread_lines = [[*index, spread.loc[index, (measures[1], "count")],
+                     *(f"{cell(spread.loc[index, (m, 'min')], m)}-{cell(spread.loc[index, (m, 'max')], m)}"
+                       for m in measures)] for index in spread.index]
+    never = runs[runs["first round >= 70%"].isna()]
+    path = out / "parity.md"
+    path.write_text(
+        f"Produced by: `{REPORT_COMMAND}`. `+experiment={EXPERIMENT} num_rounds={ROUNDS}`, every switch as the "
+        f"authors' code; `{DEFAULTS.name}`: the same with `{' '.join(FEDSIM_DEFAULTS)}`; "
+        f"`{FALLBACK_DISTANCES.name}`: the same with `hics.fallback_tree=distances`. Accuracy "
+        f"{ACCURACIES['accuracy']} and as {ACCURACIES['accuracy_batch_mean']}; runs that never reached 70%: "
+        f"{len(never)} of {len(runs)} (run, accuracy) pairs.\n\n"
+        "Spread over seeds (min-max):\n\n"
+        + md_table(["study", "sampler", "accuracy as", "seeds", *measures], spread_lines)
+        + "\n\nPer run:\n\n" + md_table(["study", "run", "accuracy as", *measures], run_lines) + "\n")
+    return path
+
+
+def plot_parity(out: Path, table: pd.DataFrame) -> Path:
+    """``parity_curves.png``: per accuracy, the mean curve per sampler over seeds and its min-max band."""
+    long = table[table["study"] == STUDY.name].melt(
+        id_vars=["sampler", "seed", "round"], value_vars=list(ACCURACIES), var_name="accuracy as", value_name="value")
+    grid = sns.relplot(data=long, x="round", y="value", hue="sampler", col="accuracy as", kind="line",
+                       errorbar=("pi", 100), height=3.2, aspect=1.3)
+    for axis in grid.axes.flat:
+        axis.axhline(TARGET, color="grey", linewidth=0.8, linestyle="--")
+    grid.set_axis_labels("round", "test accuracy")
+    path = save_png(grid.figure, out / "parity_curves.png")
+    plt.close(grid.figure)
+    return path
+
+
+def main() -> None:
+    """Run what is missing, then write the report."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (one core each)")
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args()
+    with unpacked(STUDY), unpacked(DEFAULTS), unpacked(FALLBACK_DISTANCES):  # records kept packed (zstd)
+        if not args.report_only:
+            run_sweep(STUDY, EXPERIMENT, SAMPLERS, SEEDS, args.jobs, [f"num_rounds={ROUNDS}"])
+            run_sweep(DEFAULTS, EXPERIMENT, ["random_proportional"], [0], args.jobs,
+                      [f"num_rounds={ROUNDS}", *FEDSIM_DEFAULTS])
+            run_sweep(FALLBACK_DISTANCES, EXPERIMENT, ["hics_reference"], SEEDS, args.jobs,
+                      [f"num_rounds={ROUNDS}", "hics.fallback_tree=distances"])
+        compare([STUDY], target=TARGET, smooth=5, baseline="random_proportional", out=STUDY)
+        table = curves([STUDY, DEFAULTS, FALLBACK_DISTANCES])
+        for path in (write_parity(STUDY, table), plot_parity(STUDY, table)):
+            print(path)
+    print((STUDY / "parity.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
