@@ -112,3 +112,24 @@ def test_estimator_quality_scores_rounds_after_warm_up_and_no_auc_for_one_alpha(
     assert scored[1]["kendall_outside"] == pytest.approx(3 / 5)  # 5 kept pairs, the 0.8/1.2 pair now reversed
     assert scored[0]["auc"] == 1.0
     assert all(np.isnan(r["auc"]) for r in study.estimator_quality(run, [0.001, 0.001]))
+
+
+def test_client_cost_counts_what_a_sampler_asks_beyond_training(study, tmp_path: Path) -> None:
+    """client_cost.md: per sampler, the mean per round over rounds and seeds of metrics.jsonl's cost fields."""
+    import pandas as pd
+    from types import SimpleNamespace
+
+    runs = []
+    for sampler, seed, extra in (("fedcor", 0, [50, 50]), ("fedcor", 1, [50, 0]), ("hics_diverse", 0, [0, 0])):
+        run = tmp_path / f"{sampler}_seed{seed}"
+        run.mkdir()
+        lines = [{"round": r + 1, "train_reply_bytes": 2048, "extra_messages": e, "extra_bytes": 1024 * e,
+                  "extra_client_examples": 600 * e, "selection_seconds": 0.002} for r, e in enumerate(extra)]
+        lines[0].pop("extra_bytes")  # a field a round did not record counts as 0
+        (run / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+        runs.append({"dir": str(run), "sampler": sampler, "seed": seed})
+    path = study.write_client_cost(tmp_path, SimpleNamespace(runs=pd.DataFrame(runs)))
+    rows = {line.split(" | ")[0].strip("| "): line.strip("|").split(" | ")
+            for line in path.read_text().splitlines() if line.startswith("| ") and not line.startswith("| sampler")}
+    assert [c.strip() for c in rows["fedcor"][1:]] == ["2.0", "37.5", "12.5", "22500.0", "2.0"]  # KiB: 0 in each first round
+    assert [c.strip() for c in rows["hics_diverse"][1:]] == ["2.0", "0.0", "0.0", "0.0", "2.0"]
