@@ -35,3 +35,36 @@ def test_client_sizes_are_quoted_as_generated():
     low = min(int(r[1].split("-")[0]) for r in rows.values())
     high = max(int(r[1].split("-")[1]) for r in rows.values())
     assert f"client sizes span {low:,}-{high:,} examples" in " ".join(REPORT.read_text().split())
+
+
+AGAINST_FEDCOR = ROOT / "experiments" / "results" / "heterogeneity_s2" / "against_fedcor" / "headline.md"
+CLIENT_COST = ROOT / "experiments" / "results" / "heterogeneity_s2" / "client_cost.md"
+
+
+def table_rows(path: Path) -> dict[tuple[str, str], list[str]]:
+    rows = [[c.strip() for c in line.strip("|").split(" | ")] for line in path.read_text().splitlines()
+            if line.startswith("| ") and not line.startswith("| sampler")]
+    return {(r[0], r[1]): r for r in rows}
+
+
+def test_variant_against_fedcor_is_quoted_as_generated():
+    """The FedCor section's intervals and p-values are those of against_fedcor/headline.md."""
+    rows = table_rows(AGAINST_FEDCOR)
+    text = " ".join(REPORT.read_text().split())
+    for metric in ("rounds to target (raw)", "rounds to target (smoothed)", "mean accuracy (AUC/R)",
+                   "final-window accuracy"):
+        _, _, seeds, estimate, p, holm, verdict = rows[("hics_diverse", metric)]
+        interval = estimate.split(" (")[0]
+        assert seeds == "10" and f"| {interval} | {p}, {holm} |" in text, metric
+    assert rows[("hics_diverse", "rounds to target (raw)")][6] == "better"
+    oracle = rows[("hics_oracle", "rounds to target (raw)")][3].split(" (")[0]
+    assert f"The oracle, for scale: {oracle}." in text
+
+
+def test_client_cost_is_quoted_as_generated():
+    costs = {r[0]: r for r in table_rows(CLIENT_COST).values()}
+    text = " ".join(REPORT.read_text().split())
+    fedcor, variant = costs["fedcor"], costs["hics_diverse"]
+    assert f"({variant[1]} KiB per round)" in text
+    assert f"{fedcor[2]} extra messages (loss reports), {fedcor[3]} KiB and {fedcor[4]} examples" in text
+    assert variant[2] == variant[3] == variant[4] == "0.0" and "asks for 0.0 of each" in text
