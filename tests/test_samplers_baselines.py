@@ -299,3 +299,20 @@ def test_sign_flip_p_is_nan_when_a_difference_is_missing():
 
     assert np.isnan(sign_flip_p([0.1, np.nan, 0.2])) and np.isnan(sign_flip_p([]))
     assert sign_flip_p([0.1, 0.2, 0.3]) == 0.25
+
+
+def test_clustered_sampling_tree_from_rows_is_the_codes_tree(monkeypatch) -> None:
+    """``tree_from`` reaches fraboni_distributions (the code's linkage on the square matrix: "rows")."""
+    seen = []
+    real = fraboni_distributions
+
+    def spy(distance, shares, count, tree_from="distances"):
+        seen.append(tree_from)
+        return real(distance, shares, count, tree_from=tree_from)
+
+    monkeypatch.setattr("fedsim.selection.clustered.fraboni_distributions", spy)
+    run_rounds(ClusteredSampler(tree_from="rows"), seed=7, rounds=3)
+    run_rounds(ClusteredSampler(), seed=7, rounds=3)
+    assert seen and set(seen[: len(seen) // 2]) == {"rows"} and set(seen[len(seen) // 2:]) == {"distances"}
+    with pytest.raises(ValueError, match="tree_from"):
+        ClusteredSampler(tree_from="columns")

@@ -129,9 +129,18 @@ class ClusteredSampler(Sampler):
     distributions of :func:`fraboni_distributions` (data shares renormalised over the
     available clients), and one independent draw from each. A client drawn twice trains
     once, so a round may have fewer than K distinct clients (by design of the method).
+
+    ``tree_from``: what the Ward linkage reads (:func:`fraboni_distributions`): "distances"
+    (default) or "rows", as Fraboni et al.'s and the HiCS-FL authors' code (``linkage(sim_matrix,
+    "ward")`` on the square matrix).
     """
 
     needs = SamplerNeeds(full_updates=True)
+
+    def __init__(self, tree_from: str = "distances") -> None:
+        if tree_from not in TREE_FROM:
+            raise ValueError(f"ClusteredSampler: tree_from={tree_from!r}, expected one of {TREE_FROM}")
+        self.tree_from = tree_from
 
     def reset(self) -> None:
         """Start with no updates (all zeros)."""
@@ -142,7 +151,7 @@ class ClusteredSampler(Sampler):
         shares = self.client_sizes[available]
         # Before any update is seen all angles are 0 and the tree is arbitrary; the
         # distributions are still valid (every client keeps mass K p_k).
-        r = fraboni_distributions(self.store.angles(available), shares, count)
+        r = fraboni_distributions(self.store.angles(available), shares, count, tree_from=self.tree_from)
         drawn = [int(available[self.rng.choice(len(available), p=row / row.sum())]) for row in r]
         selected = list(dict.fromkeys(drawn))
         self.round_diagnostics = {"drawn": drawn, "distinct": len(selected)}
