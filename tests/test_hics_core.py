@@ -326,6 +326,18 @@ def test_fallback_tree_rows_is_ward_on_the_matrix_rows():
     assert "fallback_tree" not in HiCSSampler.unread_params({"variance_fallback": True})
 
 
+def test_clients_after_warmup_num_clusters_trains_m_clients_once_all_reported():
+    """The oldest stored version of the code trains K clients in warm-up, then M (one per cluster)."""
+    population = skewed_population(10, 10)
+    as_fc48 = run_rounds(make_sampler(20, 5, num_clusters=3, clients_after_warmup="num_clusters"), population, 8)
+    assert [len(c) for c in as_fc48] == [5, 5, 5, 5, 3, 3, 3, 3]  # warm-up: 20 clients / 5 per round
+    assert all(len(set(c)) == len(c) for c in as_fc48)
+    usual = run_rounds(make_sampler(20, 5, num_clusters=3), population, 8)
+    assert [len(c) for c in usual] == [5] * 8
+    with pytest.raises(ValueError, match="clients_after_warmup"):
+        HiCSSampler(clients_after_warmup="all")
+
+
 def test_variance_fallback_with_real_clustered_sampling():
     skewed = skewed_population(10, 10)
     sampler = make_sampler(20, 5, variance_fallback=True)

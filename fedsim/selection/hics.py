@@ -125,6 +125,10 @@ class HiCSSampler(Sampler):
         ``variance_threshold``, use Clustered Sampling (Fraboni alg. 2) on the HiCS
         distance matrix instead of entropy-guided sampling.
     variance_threshold : the threshold of that test (authors' code: 0.1).
+    clients_after_warmup : how many clients a round trains once every available client has
+        reported: "per_round" (K, the paper and the later versions of the authors' code) or
+        "num_clusters" (M, one per cluster, as the oldest stored version of the code, commit
+        fc48af3 of ``server/server_hics.py``, does; fewer than K when M < K).
     fallback_tree : what the fallback's Ward linkage reads (:func:`fraboni_distributions`'
         ``tree_from``): "distances" (the condensed distance matrix) or "rows" (each client's
         row of the N x N matrix as a point, as the authors' code passes the square matrix).
@@ -171,6 +175,7 @@ class HiCSSampler(Sampler):
         variance_fallback: bool = False,
         variance_threshold: float = 0.1,
         fallback_tree: str = "distances",
+        clients_after_warmup: str = "per_round",
         normalize_by_steps: bool = False,
         mode: str = "exact",
         micro_clusters: int = DEFAULT_MICRO_CLUSTERS,
@@ -184,6 +189,7 @@ class HiCSSampler(Sampler):
             "distance_on": (distance_on, ("bias", "output_layer")),
             "mode": (mode, ("exact", "scalable")),
             "fallback_tree": (fallback_tree, TREE_FROM),
+            "clients_after_warmup": (clients_after_warmup, ("per_round", "num_clusters")),
         }
         for name, (value, allowed) in choices.items():
             if value not in allowed:
@@ -219,6 +225,7 @@ class HiCSSampler(Sampler):
         self.variance_fallback = bool(variance_fallback)
         self.variance_threshold = float(variance_threshold)
         self.fallback_tree = fallback_tree
+        self.clients_after_warmup = clients_after_warmup
         self.normalize_by_steps = bool(normalize_by_steps)
         if mode == "scalable" and self.variance_fallback:
             raise ValueError(
@@ -309,6 +316,8 @@ class HiCSSampler(Sampler):
         }
 
         pending = available[~self._reported[available]]
+        if self.clients_after_warmup == "num_clusters" and not len(pending):
+            count = min(count, self.num_clusters or self.clients_per_round)
         if self.warmup_order == "index":
             first = [int(k) for k in pending[:count]]
         else:
