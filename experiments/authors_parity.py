@@ -57,14 +57,17 @@ REPORT_COMMAND = "python experiments/authors_parity.py --report-only"
 
 
 def curves(folders: list[Path]) -> pd.DataFrame:
-    """One row per run and round: study folder, run, sampler, seed, round and both accuracies."""
+    """One row per run and round: study folder, run, sampler, seed, round, both accuracies and
+    the sampler's phase that round (``sampler.jsonl``: warmup, cluster, fallback; None without one)."""
     rows = []
     for folder in folders:
         study = load([folder]).finished()
         for run in study.runs.itertuples():
+            diagnostics = Path(run.dir) / "sampler.jsonl"
+            phases = {d["round"]: d.get("phase") for d in read_jsonl(diagnostics)} if diagnostics.exists() else {}
             for line in read_jsonl(Path(run.dir) / "metrics.jsonl"):
                 rows.append({"study": folder.name, "run": Path(run.dir).name, "sampler": run.sampler,
-                             "seed": run.seed, "round": line["round"],
+                             "seed": run.seed, "round": line["round"], "phase": phases.get(line["round"]),
                              **{key: line.get(key) for key in ACCURACIES}})
     return pd.DataFrame(rows)
 
@@ -102,6 +105,9 @@ def write_parity(out: Path, table: pd.DataFrame) -> Path:
                      *(f"{cell(spread.loc[index, (m, 'min')], m)}-{cell(spread.loc[index, (m, 'max')], m)}"
                        for m in measures)] for index in spread.index]
     never = runs[runs["first round >= 70%"].isna()]
+    phases = table.dropna(subset=["phase"]).groupby(["study", "run"])["phase"].value_counts().unstack(fill_value=0)
+    phase_lines = [[study, run, *(int(phases.loc[(study, run), c]) for c in phases.columns)]
+                   for study, run in phases.index]
     path = out / "parity.md"
     path.write_text(
         f"Produced by: `{REPORT_COMMAND}`. `+experiment={EXPERIMENT} num_rounds={ROUNDS}`, every switch as the "
@@ -111,7 +117,9 @@ def write_parity(out: Path, table: pd.DataFrame) -> Path:
         f"{len(never)} of {len(runs)} (run, accuracy) pairs.\n\n"
         "Spread over seeds (min-max):\n\n"
         + md_table(["study", "sampler", "accuracy as", "seeds", *measures], spread_lines)
-        + "\n\nPer run:\n\n" + md_table(["study", "run", "accuracy as", *measures], run_lines) + "\n")
+        + "\n\nPer run:\n\n" + md_table(["study", "run", "accuracy as", *measures], run_lines)
+        + "\n\nRounds per sampler phase (`sampler.jsonl`: warm-up, HiCS-FL's clusters, the variance "
+        "fallback):\n\n" + md_table(["study", "run", *phases.columns], phase_lines) + "\n")
     return path
 
 

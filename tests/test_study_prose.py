@@ -76,3 +76,43 @@ def test_client_cost_is_quoted_as_generated():
     assert variant[2] == variant[3] == variant[4] == "0.0" and "asks for 0.0 of each" in text
     readme = " ".join((ROOT / "README.md").read_text().split())
     assert f"FedCor asks clients for {fedcor[2]} extra messages and {fedcor[4]} examples" in readme
+
+
+PARITY = ROOT / "experiments" / "results" / "authors_parity" / "parity.md"
+PARITY_DOC = ROOT / "docs" / "authors-parity.md"
+
+
+def test_authors_parity_doc_quotes_parity_md():
+    """docs/authors-parity.md's spread table and readings are parity.md's (the code's accuracy)."""
+    rows = [[c.strip() for c in line.strip("|").split(" | ")] for line in PARITY.read_text().splitlines()
+            if line.startswith("| authors_parity")]
+    spread = {(r[0], r[1]): r[4:] for r in rows if len(r) == 8 and r[2] == "accuracy_batch_mean"}
+    doc = " ".join(PARITY_DOC.read_text().split())
+    for sampler in ("hics_reference", "random_proportional"):
+        first, best, mean, last = spread[("authors_parity", sampler)]
+        assert f"| `{sampler}` | {first} | {best} | {mean} | {last} |" in doc, sampler
+    first, best, mean, _ = spread[("authors_parity_fallback_distances", "hics_reference")]
+    assert f"first round at 70% {first}, best {best}, mean {mean}" in doc
+    # per example and per-batch mean differ by at most 0.001, as the doc says
+    per_example = {(r[0], r[1]): r[4:] for r in rows if len(r) == 8 and r[2] == "accuracy"}
+    for key, values in per_example.items():
+        for a, b in zip(values[1:], spread[key][1:]):
+            assert all(abs(float(x) - float(y)) <= 0.001 + 1e-9 for x, y in zip(a.split("-"), b.split("-")))
+    phases = [r for r in rows if len(r) == 4]
+    assert phases and all(r[2:] == ["55", "5"] for r in phases)
+    assert "in all 55 rounds after the 5 warm-up rounds" in doc
+
+
+def test_authors_parity_doc_quotes_the_paired_comparison_and_the_one_seed_look():
+    doc = " ".join(PARITY_DOC.read_text().split())
+    comparison = (PARITY.parent / "comparison.md").read_text()
+    speed = next(line for line in comparison.splitlines() if line.startswith("| rounds to target (raw) | hics_reference"))
+    accuracy = next(line for line in comparison.splitlines() if line.startswith("| mean accuracy (AUC/R) | hics_reference"))
+    ratio, difference = speed.split(" | ")[5], accuracy.split(" | ")[4]
+    assert f"rounds to 70% {ratio} (random_proportional / hics_reference), mean accuracy +{difference}" in doc
+    runs = {(r[0], r[1], r[2]): r for r in ([c.strip() for c in line.strip("|").split(" | ")]
+                                            for line in PARITY.read_text().splitlines()) if len(r) == 7}
+    defaults = runs[("authors_parity_fedsim_defaults", "random_proportional_seed0", "accuracy")]
+    code = runs[("authors_parity", "random_proportional_seed0", "accuracy")]
+    assert (f"best {defaults[4]} and mean {defaults[5]} against {code[4]} and {code[5]} with the code's settings "
+            f"on the same seed, first round at 70% {code[3]} in both") in doc and defaults[3] == code[3]
