@@ -26,6 +26,7 @@ about half an hour a run on one core. Then writes, next to the records:
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -37,6 +38,7 @@ import seaborn as sns  # noqa: E402
 
 from fedsim.compare import compare, load  # noqa: E402
 from fedsim.compare.report import md_table  # noqa: E402
+from fedsim.errors import run_script  # noqa: E402
 from fedsim.plotting import save_png  # noqa: E402
 from fedsim.results.archive import unpacked  # noqa: E402
 from fedsim.results.recorder import read_jsonl  # noqa: E402
@@ -158,4 +160,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main, "authors_parity.py"))

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,7 @@ from sklearn.metrics import roc_auc_score
 
 from fedsim.compare import compare, fewest_distinct, load, selection_health
 from fedsim.compare.report import md_table
+from fedsim.errors import run_script
 from fedsim.results.archive import unpacked
 from fedsim.results.entropy_report import estimates
 from fedsim.results.recorder import read_jsonl
@@ -354,4 +356,4 @@ def run_and_report(args: argparse.Namespace, extra: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main, "heterogeneity_sampling.py"))

@@ -30,6 +30,7 @@ import pandas as pd
 
 from fedsim.compare import compare
 from fedsim.compare.report import interval, km_cell, md_table, num
+from fedsim.errors import run_script
 from fedsim.results.archive import unpacked
 from sweep import run_sweep
 
@@ -136,4 +137,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main, "paper_fmnist_s2.py"))

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -12,6 +15,7 @@ from compare_helpers import HICS, write_run
 from fedsim.compare import compare
 from fedsim.errors import ConfigError
 from fedsim.results.archive import ARCHIVE, pack, read_archive, unpack, unpacked
+from fedsim.results.run_lock import RunLock
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,6 +66,37 @@ def test_a_study_script_sees_folders_and_leaves_finished_runs_packed(tmp_path):
     assert sorted(p.name for p in root.iterdir()) == ["random_seed2", ARCHIVE]  # unfinished: stays a folder
     assert sorted(set(read_archive(root / ARCHIVE)["run"])) == ["hics_seed0", "hics_seed1", "hics_seed2",
                                                                "random_seed0", "random_seed1"]
+
+
+def test_a_second_script_on_the_same_study_stops_before_touching_the_first_ones_folders(tmp_path):
+    root = study(tmp_path / "s")
+    pack(root, remove=True)
+    with unpacked(root):
+        with pytest.raises(ConfigError, match=r"study folder .*/s is in use by another fedsim process"):
+            with unpacked(root):
+                pass
+        assert (root / "hics_seed1" / "metrics.jsonl").exists()  # not packed away under the first one
+    assert sorted(p.name for p in root.iterdir()) == [ARCHIVE]  # lock released, runs packed once
+    with unpacked(root):  # and taken again
+        pass
+
+
+def test_a_study_folder_that_stays_empty_is_not_left_behind(tmp_path):
+    with unpacked(tmp_path / "ablations"):
+        pass
+    assert not (tmp_path / "ablations").exists()
+
+
+def test_a_study_script_says_in_one_line_that_another_holds_its_folder(tmp_path):
+    root = study(tmp_path / "s")
+    with RunLock(root, kind="study folder"):
+        done = subprocess.run([sys.executable, str(ROOT / "experiments" / "heterogeneity_sampling.py"),
+                               "--report-only", "--out", str(root)], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"heterogeneity_sampling.py: study folder {root} is in use by another fedsim process (pid {os.getpid()}); "
+        "wait for it or choose another folder"]
+    assert files(root) == files(study(tmp_path / "again"))  # nothing written, nothing packed
 
 
 @pytest.mark.parametrize("run", ["../outside", "/tmp/abs", "a/b", ".."])

@@ -39,6 +39,7 @@ import pandas as pd
 from fedsim.errors import ConfigError
 from fedsim.identity import identity_hash, is_fedsim_target
 from fedsim.results.recorder import METRICS_FILE
+from fedsim.results.run_lock import RunLock
 from fedsim.safe_io import CONFIG_LIMIT, RECORDS_LIMIT, atomic_writer, read_text, read_yaml
 
 ARCHIVE = "runs.parquet"
@@ -151,15 +152,24 @@ def unpacked(root: str | Path) -> Iterator[Path]:
     reports read run folders. Every ``runs.parquet`` at or under ``root`` is unpacked beside
     itself; after the block (also when it fails) every finished run, old or new, is packed
     again (:func:`pack_tree`, folders removed); unfinished runs stay folders to resume.
+
+    One script at a time per study: the block holds ``root``'s lock (:class:`RunLock`), so a
+    second script on the same folder stops at once with a one-line ConfigError instead of
+    packing away (and deleting) the run folders the first one is still reading. A folder that
+    did not exist before and is still empty after is removed again.
     """
     root = Path(root)
-    for archive in archives_under(root):
-        unpack(archive, archive.parent, skip_existing=True)
-    try:
-        yield root
-    finally:
-        if root.is_dir():
-            pack_tree(root, remove=True)
+    existed = root.is_dir()
+    with RunLock(root, kind="study folder"):
+        for archive in archives_under(root):
+            unpack(archive, archive.parent, skip_existing=True)
+        try:
+            yield root
+        finally:
+            if root.is_dir():
+                pack_tree(root, remove=True)
+    if not existed and root.is_dir() and not any(root.iterdir()):
+        root.rmdir()
 
 
 def read_archive(path: str | Path) -> pd.DataFrame:

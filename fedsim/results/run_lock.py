@@ -61,11 +61,13 @@ def _pid_alive(pid: int) -> bool:
 class RunLock:
     """Exclusive lock on ``run_dir`` (a context manager; see the module docstring).
 
-    ``ConfigError`` on entry when another live fedsim process holds the folder.
+    ``ConfigError`` on entry when another live fedsim process holds the folder; ``kind`` names
+    the folder in that message (a study script locks its study folder the same way).
     """
 
-    def __init__(self, run_dir: str | os.PathLike[str]) -> None:
+    def __init__(self, run_dir: str | os.PathLike[str], kind: str = "run folder") -> None:
         self.run_dir = Path(run_dir)
+        self.kind = kind
         self.path = self.run_dir / LOCK_NAME
         self._fd: int | None = None
 
@@ -88,7 +90,7 @@ class RunLock:
                 self._fd = fd
                 return self
             time.sleep(0.01)  # the file vanished or changed under us: look again
-        raise ConfigError(f"run folder {self.run_dir}: could not take its lock {self.path}; try again")
+        raise ConfigError(f"{self.kind} {self.run_dir}: could not take its lock {self.path}; try again")
 
     def release(self) -> None:
         """Remove the lock file (if it is still ours) and drop the flock."""
@@ -224,7 +226,7 @@ class RunLock:
         host = info.get("hostname")
         where = f" on {host}" if host and host != socket.gethostname() else ""
         return ConfigError(
-            f"run folder {self.run_dir} is in use by another fedsim process (pid {pid}{where}); "
+            f"{self.kind} {self.run_dir} is in use by another fedsim process (pid {pid}{where}); "
             "wait for it or choose another folder"
         )
 
