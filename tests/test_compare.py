@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from compare_helpers import HICS, write_run
+from compare_helpers import HICS, RANDOM, write_run
 from fedsim.compare import compare, main
 from fedsim.compare.report import md_table
 
@@ -87,5 +87,22 @@ def test_runs_of_two_stream_versions_in_one_setting_are_flagged(tmp_path: Path, 
     summary = tmp_path / "hics_0" / "summary.json"
     summary.write_text(summary.read_text().replace("{", '{"streams_version": 2, ', 1))
     assert main([str(tmp_path), "--no-plots"]) == 0
-    assert "not paired by seed" in capsys.readouterr().err
+    assert "(seeds 0) mix runs of fedsim before and after 0.2.0" in capsys.readouterr().err
+    assert compare([tmp_path], plots=False)["mixed_streams"][0].endswith("(seeds 0)")
+
+
+def test_seeds_drawn_wholly_on_one_stream_version_each_are_paired(tmp_path: Path) -> None:
+    """A study that adds seeds after a stream change: seed 0 old streams, seed 1 new, each whole."""
+    for seed in (0, 1):
+        for name, sampler in (("random", RANDOM), ("hics", HICS)):
+            run = write_run(tmp_path, f"{name}_{seed}", sampler=sampler, seed=seed, accuracies=[0.5, 0.8],
+                            summary_sampler=name)
+            if seed == 1:
+                summary = run / "summary.json"
+                summary.write_text(summary.read_text().replace("{", '{"streams_version": 2, ', 1))
+    result = compare([tmp_path], plots=False)
+    assert result["mixed_streams"] == [] and "Not paired" not in result["markdown"]
+    (tmp_path / "hics_1" / "summary.json").write_text((tmp_path / "hics_0" / "summary.json").read_text())
+    assert compare([tmp_path], plots=False)["mixed_streams"] == [
+        f"`{result['study'].runs['setting'].iloc[0]}` (seeds 1)"]
     assert "**Not paired:**" in (tmp_path / "comparison.md").read_text()

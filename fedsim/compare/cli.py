@@ -113,8 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{result['runs']} finished run(s); {len(result['unfinished'])} unfinished run(s) left out"
           + (f"; {len(result['skipped'])} unreadable run folder(s) skipped" if result["skipped"] else ""))
     for setting in result.get("mixed_streams", []):
-        print(f"fedsim-compare: warning: {setting} mixes runs of fedsim before and after 0.2.0 (other random "
-              f"streams), so they are not paired by seed; rerun the older ones", file=sys.stderr)
+        print(f"fedsim-compare: warning: {setting} mix runs of fedsim before and after 0.2.0 (other random "
+              f"streams) under one seed, so those seeds are not paired; rerun the older ones", file=sys.stderr)
     for _, row in result["unfinished"].iterrows():
         print(f"unfinished: {row['run']} ({row['rounds_recorded']} rounds recorded)")
     if not result["runs"]:

@@ -73,14 +73,19 @@ class Study:
                      self.skipped)
 
     def mixed_streams(self) -> list[str]:
-        """Settings whose runs were drawn with different stream derivations (not paired by seed).
+        """Settings with a seed whose runs were drawn with different stream derivations, as
+        ``"<setting>" (seeds k, ...)`` (those seeds are not paired).
 
         ``summary.json``'s ``streams_version`` (:data:`fedsim.streams.STREAMS_VERSION`; runs
         recorded before fedsim 0.2.0 have none and count as 1): under one seed, runs of two
-        versions saw different partitions, initial models and client streams.
+        versions saw different partitions, initial models and client streams. Seeds drawn
+        wholly with one version or wholly with another pair as they should (pairs are within
+        a seed), so a study may add seeds after a stream change without rerunning older ones.
         """
-        versions = self.runs.groupby("setting")["streams_version"].nunique()
-        return [str(s) for s, n in versions.items() if n > 1]
+        versions = self.runs.groupby(["setting", "seed"], dropna=False)["streams_version"].nunique()
+        mixed = versions[versions > 1].reset_index()
+        return [f"`{setting}` (seeds {', '.join(str(s) for s in group['seed'])})"
+                for setting, group in mixed.groupby("setting", sort=True)]
 
     @property
     def unfinished(self) -> pd.DataFrame:
