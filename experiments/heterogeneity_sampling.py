@@ -19,6 +19,8 @@ then writes, next to the records:
   estimator round with its AUC and the range of its estimates per group (what the report says
   of the clients, from the records);
 - ``selection_health.md``: the fewest distinct clients picked in any 50 consecutive rounds, per run;
+- ``class_coverage.md``: what each round trained on (label entropy and classes covered of the
+  aggregated clients' pooled data), per sampler and 50-round block;
 - ``client_cost.md``: per sampler, what it asks of clients beyond the training replies (extra
   messages, bytes, examples evaluated: FedCor's loss reports, probes) and its selection time;
 - ``against_fedcor/``: when the study has FedCor runs, fedsim-compare's tables and a headline
@@ -50,6 +52,7 @@ from sklearn.metrics import roc_auc_score
 
 from fedsim.compare import compare, fewest_distinct, load, selection_health
 from fedsim.compare.report import md_table
+from fedsim.compare.stats import Metric, paired
 from fedsim.errors import run_script
 from fedsim.results.archive import unpacked
 from fedsim.results.entropy_report import estimates
@@ -223,6 +226,67 @@ def write_selection_health(out: Path, study) -> Path:
     return path
 
 
+COVERED_SHARE = 0.05
+"""A class counts as covered in a round when it holds at least this share of the examples of the
+clients whose updates were aggregated (5%: half a class's share in a balanced cohort)."""
+
+
+def cohort_labels(study) -> pd.DataFrame:
+    """One row per run and round: the label entropy (nats) of the pooled data of the clients whose
+    updates were aggregated (picked, not failed, not rejected) and how many classes it covers
+    (:data:`COVERED_SHARE`). What a round trains on, whatever the sampler looked at."""
+    histograms = {r.run: np.asarray(json.loads((Path(r.dir) / "partition.json").read_text())["label_histograms"],
+                                    dtype=float) for r in study.runs.itertuples()}
+    rows = []
+    for r in study.rounds.itertuples():
+        dropped = {int(c) for c in (r.failed or [])} | {int(c) for c in (r.rejected or {})}
+        clients = [int(c) for c in (r.selected if r.selected is not None else []) if int(c) not in dropped]
+        if not clients:
+            continue
+        pooled = histograms[r.run][clients].sum(axis=0)
+        share = pooled / pooled.sum()
+        rows.append({"sampler": r.sampler, "seed": r.seed, "round": r.round,
+                     "entropy": float(-(share[share > 0] * np.log(share[share > 0])).sum()),
+                     "covered": int((share >= COVERED_SHARE).sum())})
+    return pd.DataFrame(rows)
+
+
+def write_class_coverage(out: Path, study, block: int = 50) -> Path:
+    """``class_coverage.md``: per sampler and block of rounds, the label entropy of each round's
+    aggregated cohort and the classes it covers (mean over rounds and seeds), and the share of
+    rounds that cover fewer classes than random's median round. Why a sampler that picks many
+    distinct clients can still train on narrower rounds than random."""
+    table = cohort_labels(study)
+    table["block"] = (table["round"] - 1) // block
+    typical = table.loc[table["sampler"] == "random", "covered"].median() if "random" in set(table["sampler"]) \
+        else table["covered"].median()
+    lines = []
+    for (sampler, b), group in table.groupby(["sampler", "block"]):
+        lines.append([sampler, f"{b * block + 1}-{(b + 1) * block}", group["seed"].nunique(),
+                      f"{group['entropy'].mean():.3f}", f"{group['covered'].mean():.2f}",
+                      f"{(group['covered'] < typical).mean():.2f}"])
+    per_run = table.groupby(["sampler", "seed"], as_index=False)[["entropy", "covered"]].mean().assign(setting="")
+    metrics = [Metric("covered", "classes covered per round", False),
+               Metric("entropy", "cohort label entropy", False)]
+    against = paired(per_run, metrics=metrics) if "random" in set(per_run["sampler"]) else pd.DataFrame()
+    tests = [[r.sampler, r.metric, r.n_pairs, f"{r.mean_diff:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]",
+              f"{r.p_sign_flip:.3f}", f"{r.p_holm:.3f}", r.verdict.replace("better", "higher").replace("worse", "lower")]
+             for r in against.itertuples()]
+    path = out / "class_coverage.md"
+    path.write_text(f"Produced by: `{REPORT_COMMAND}`. Per round, the pooled labels of the clients whose updates "
+                    "were aggregated (picked, not failed, not rejected; label counts from `partition.json`): their "
+                    f"entropy (nats; ln 10 = 2.303 for all ten classes alike) and the classes holding at least "
+                    f"{COVERED_SHARE:.0%} of them; mean over the block's rounds and the seeds, and the share of rounds "
+                    f"covering fewer than {typical:g} classes (random's median round).\n\n"
+                    + md_table(["sampler", "rounds", "seeds", "cohort label entropy", "classes covered",
+                                f"rounds with < {typical:g} classes"], lines) + "\n"
+                    + ("\nPaired by seed against random (each run's mean over all its rounds; sampler - random, "
+                       "95% t-interval, exact sign-flip p, Holm over the samplers):\n\n"
+                       + md_table(["sampler", "metric", "paired seeds", "difference [95% CI]", "p (sign-flip)",
+                                   "p (Holm)", "verdict"], tests) + "\n" if tests else ""))
+    return path
+
+
 def write_headline(out: Path, baseline: str = "random") -> Path:
     """``headline.md``: the key paired readings against ``baseline``, one row per sampler and metric."""
     paired = pd.read_csv(out / "paired.csv")
@@ -350,7 +414,8 @@ def run_and_report(args: argparse.Namespace, extra: list[str]) -> None:
     compare([args.out], target=0.75, smooth=5, baseline="random", out=args.out)
     study = load([args.out]).finished()
     for path in (write_headline(args.out), write_estimator_quality(args.out, study), write_population(args.out, study),
-                 write_selection_health(args.out, study), write_client_cost(args.out, study),
+                 write_selection_health(args.out, study), write_class_coverage(args.out, study),
+                 write_client_cost(args.out, study),
                  *write_against(args.out, "fedcor"), *write_ablations(args.out, args.ablations)):
         print(path.read_text())
 

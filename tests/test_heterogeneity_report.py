@@ -133,3 +133,35 @@ def test_client_cost_counts_what_a_sampler_asks_beyond_training(study, tmp_path:
             for line in path.read_text().splitlines() if line.startswith("| ") and not line.startswith("| sampler")}
     assert [c.strip() for c in rows["fedcor"][1:]] == ["2.0", "37.5", "12.5", "22500.0", "2.0"]  # KiB: 0 in each first round
     assert [c.strip() for c in rows["hics_diverse"][1:]] == ["2.0", "0.0", "0.0", "0.0", "2.0"]
+
+
+def test_class_coverage_pools_the_aggregated_clients_labels_and_pairs_against_random(study, tmp_path: Path) -> None:
+    """cohort_labels: what a round trained on (failed and rejected clients left out); class_coverage.md
+    pairs each sampler's per-run mean against random's, seed by seed."""
+    import pandas as pd
+    from types import SimpleNamespace
+
+    histograms = [[10, 0, 0, 0], [0, 10, 0, 0], [0, 0, 10, 0], [5, 5, 0, 0]]
+    runs, rounds = [], []
+    for sampler, cohorts in (("random", [[0, 1], [1, 2]]), ("hics", [[0, 0], [3, 3]])):
+        for seed in (0, 1, 2):
+            run = tmp_path / f"{sampler}_seed{seed}"
+            run.mkdir()
+            (run / "partition.json").write_text(json.dumps({"label_histograms": histograms}))
+            runs.append({"run": run.name, "dir": str(run), "sampler": sampler, "seed": seed})
+            for r, cohort in enumerate(cohorts, start=1):
+                rounds.append({"run": run.name, "sampler": sampler, "seed": seed, "round": r, "selected": cohort,
+                               "failed": [], "rejected": {}})
+    rounds.append({"run": "random_seed0", "sampler": "random", "seed": 0, "round": 3, "selected": [0, 2, 3],
+                   "failed": [2], "rejected": {"3": "NaN or inf values"}})
+    records = SimpleNamespace(runs=pd.DataFrame(runs), rounds=pd.DataFrame(rounds))
+    cohorts = study.cohort_labels(records)
+    third = cohorts[cohorts["sampler"].eq("random") & cohorts["seed"].eq(0) & cohorts["round"].eq(3)]
+    assert third["covered"].tolist() == [1] and third["entropy"].tolist() == [0.0]  # only client 0 was aggregated
+    random_first = cohorts[cohorts["sampler"].eq("random") & cohorts["round"].eq(1)]
+    assert random_first["covered"].eq(2).all() and np.allclose(random_first["entropy"], np.log(2))
+    text = study.write_class_coverage(tmp_path, records).read_text()
+    hics = next(line for line in text.splitlines() if line.startswith("| hics | classes covered"))
+    # random covers 2 classes every round (seed 0: 2, 2, 1); hics 1 then 2: differences -0.5, -0.5, -1/6
+    assert "| 3 |" in hics and hics.split(" | ")[-1].strip("| ") == "not distinguishable (n=3 seeds)"
+    assert "-0.389" in hics
