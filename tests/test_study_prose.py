@@ -116,3 +116,54 @@ def test_authors_parity_doc_quotes_the_paired_comparison_and_the_one_seed_look()
     code = runs[("authors_parity", "random_proportional_seed0", "accuracy")]
     assert (f"best {defaults[4]} and mean {defaults[5]} against {code[4]} and {code[5]} with the code's settings "
             f"on the same seed, first round at 70% {code[3]} in both") in doc and defaults[3] == code[3]
+
+
+S3 = ROOT / "experiments" / "results" / "heterogeneity_s3"
+
+
+def test_setting_3_is_quoted_as_generated():
+    """Setting 3's table: the accuracy intervals from headline.md, the coverage ones from class_coverage.md."""
+    text = " ".join(REPORT.read_text().split())
+    section = text[text.index("## Setting 3 (10 paired seeds)"):text.index("## Beyond the paper's partition")]
+    headline, coverage = table_rows(S3 / "headline.md"), table_rows(S3 / "class_coverage.md")
+    for label, rows, metric in (("mean accuracy over 200 rounds", headline, "mean accuracy (AUC/R)"),
+                                ("last 10 rounds", headline, "final-window accuracy"),
+                                ("classes covered per round", coverage, "classes covered per round"),
+                                ("cohort label entropy (nats)", coverage, "cohort label entropy")):
+        cells = [rows[(s, metric)][3].split(" (")[0] for s in ("hics", "hics_oracle", "hics_diverse")]
+        variant = rows[("hics_diverse", metric)]
+        assert all(rows[(s, metric)][2] == "10" for s in ("hics", "hics_oracle", "hics_diverse")), metric
+        assert f"| {label} | {' | '.join(cells)} | {variant[4]}, {variant[5]} | {variant[6]} |" in section, metric
+    for sampler, name in (("hics_oracle", "paper HiCS-FL and the oracle"), ("hics_diverse", "the variant")):
+        raw = headline[(sampler, "rounds to target (raw)")]
+        assert f"{raw[3].split(' (')[0]} for {name}" in section and raw[6].startswith("not distinguishable")
+    assert headline[("hics", "rounds to target (raw)")][3] == headline[("hics_oracle", "rounds to target (raw)")][3]
+    estimates = [part.split(": ")[1] for line in (S3 / "population.md").read_text().splitlines()
+                 if line.startswith("| ") and line[2].isdigit() for part in line.split(" | ")[-1].strip("| ").split("; ")]
+    assert max(float(e.split("-")[1]) for e in estimates) == 0.02 and "lie within 0.00-0.02 nats" in section
+    s2 = table_rows(ROOT / "experiments" / "results" / "heterogeneity_s2" / "class_coverage.md")
+    assert f"cover {s2[('hics_diverse', 'classes covered per round')][3].split(' (')[0]} classes more" in section
+
+
+def test_setting_3_volatility_and_runs_at_75_are_quoted_as_generated():
+    text = " ".join(REPORT.read_text().split())
+    section = text[text.index("## Setting 3 (10 paired seeds)"):text.index("## Beyond the paper's partition")]
+    rows = table_rows(S3 / "comparison.md")
+    volatility = rows[("volatility", "hics_diverse")]
+    assert f"+{volatility[4]} (`comparison.md`, {volatility[8]})" in section
+    reached = {sampler: (rows[(sampler, "10")][5], rows[(sampler, "10")][9])
+               for sampler in ("random", "hics_diverse", "hics", "hics_oracle")}
+    assert all(smoothed == "0/10" for _, smoothed in reached.values()) and "0/10 each on the trailing mean" in section
+    assert (f"{reached['random'][0]} of random's runs, {reached['hics_diverse'][0]} of the variant's and none of "
+            "the others'") in section
+    assert reached["hics"][0] == reached["hics_oracle"][0] == "0/10"
+
+
+def test_readme_quotes_setting_3_as_generated():
+    rows = table_rows(S3 / "headline.md")
+    cells = {s: rows[(s, "mean accuracy (AUC/R)")] for s in ("hics", "hics_oracle", "hics_diverse")}
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    quoted = (f"paper HiCS-FL {cells['hics'][3].split(' (')[0]}, the oracle {cells['hics_oracle'][3].split(' (')[0]}, "
+              f"the variant {cells['hics_diverse'][3].split(' (')[0]}; Holm p {cells['hics'][5]} each")
+    assert quoted in readme
+    assert {c[5] for c in cells.values()} == {cells["hics"][5]} and {c[6] for c in cells.values()} == {"worse"}
