@@ -8,20 +8,6 @@ import sys
 from collections.abc import Callable
 
 
-def run_script(main: Callable[[], object], prog: str) -> int:
-    """Run a study script's ``main``; a ConfigError becomes one line on stderr and exit code 2.
-
-    For the scripts under ``experiments/`` (the CLI has its own handler): a setting to fix, or
-    a study folder another script holds, is said in one line, not a traceback.
-    """
-    try:
-        main()
-    except ConfigError as exc:
-        print(f"{prog}: {first_line(exc)}", file=sys.stderr)
-        return 2
-    return 0
-
-
 def first_line(exc: BaseException) -> str:
     """An exception's message cut to its first line (its class name if it has none), for one-line errors."""
     text = str(exc)
@@ -51,3 +37,17 @@ class RunDiverged(RuntimeError):
     """
 
     exit_code = 3
+
+
+def run_script(main: Callable[[], object], prog: str) -> int:
+    """Run a study script's ``main``; a ConfigError becomes one line on stderr and exit code 2.
+
+    For the scripts under ``experiments/`` (the CLI has its own handler): a setting to fix, or
+    a study folder another script holds, is said in one line, not a traceback.
+    """
+    try:
+        main()
+    except ConfigError as exc:
+        print(f"{prog}: {first_line(exc)}", file=sys.stderr)
+        return 2
+    return 0

@@ -74,7 +74,7 @@ class Study:
 
     def mixed_streams(self) -> list[str]:
         """Settings with a seed whose runs were drawn with different stream derivations, as
-        ``"<setting>" (seeds k, ...)`` (those seeds are not paired).
+        ```<setting>` (seeds k, ...)`` (those seeds are not paired).
 
         ``summary.json``'s ``streams_version`` (:data:`fedsim.streams.STREAMS_VERSION`; runs
         recorded before fedsim 0.2.0 have none and count as 1): under one seed, runs of two
