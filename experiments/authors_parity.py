@@ -9,6 +9,9 @@ dataset.normalization=standardize``) into ``experiments/results/authors_parity_f
 and ``hics_reference`` seeds 0-2 with the fallback's Ward tree on the condensed distances
 (``hics.fallback_tree=distances``, fedsim's default) into
 ``experiments/results/authors_parity_fallback_distances``.
+The authors' own code's runs, made outside fedsim with ``experiments/authors_code/run_hics.py``
+(its README: fetching the code, the commands), are read from ``experiments/results/authors_code``
+(``<sampler>_seed<S>.csv``) into the same tables and figure.
 Resumable like every study (finished runs are skipped; records kept packed as ``runs.parquet``);
 about half an hour a run on one core. Then writes, next to the records:
 
@@ -38,7 +41,7 @@ import seaborn as sns  # noqa: E402
 
 from fedsim.compare import compare, load  # noqa: E402
 from fedsim.compare.report import md_table  # noqa: E402
-from fedsim.errors import run_script  # noqa: E402
+from fedsim.errors import ConfigError, run_script  # noqa: E402
 from fedsim.plotting import save_png  # noqa: E402
 from fedsim.results.archive import unpacked  # noqa: E402
 from fedsim.results.recorder import read_jsonl  # noqa: E402
@@ -48,6 +51,7 @@ RESULTS = Path("experiments/results")
 STUDY = RESULTS / "authors_parity"
 DEFAULTS = RESULTS / "authors_parity_fedsim_defaults"
 FALLBACK_DISTANCES = RESULTS / "authors_parity_fallback_distances"
+CODE = RESULTS / "authors_code"  # the authors' own code's runs (experiments/authors_code/README.md)
 EXPERIMENT = "authors_fmnist_s2"
 SAMPLERS = ["hics_reference", "random_proportional"]
 SEEDS = [0, 1, 2]
@@ -74,6 +78,23 @@ def curves(folders: list[Path]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def code_curves(folder: Path = CODE) -> pd.DataFrame:
+    """The authors' own code's runs (``experiments/authors_code/run_hics.py``): one row per run and
+    round, as :func:`curves`, from ``<sampler>_seed<S>.csv`` (``round,accuracy``: the code's
+    ``global_acc``, a mean of per-batch accuracies); ``accuracy`` (per example) is not recorded
+    by the code and stays empty. A file that is not such a table stops the report in one line."""
+    frames = []
+    for path in sorted(folder.glob("*_seed*.csv")):
+        sampler, _, seed = path.stem.rpartition("_seed")
+        frame = pd.read_csv(path)
+        if list(frame.columns) != ["round", "accuracy"] or not seed.isdigit() or frame.empty:
+            raise ConfigError(f"{path}: not a run of the authors' code (round,accuracy per line); remove it")
+        frames.append(pd.DataFrame({"study": folder.name, "run": path.stem, "sampler": f"{sampler} (authors' code)",
+                                    "seed": int(seed), "round": frame["round"].astype(int), "phase": None,
+                                    "accuracy": float("nan"), "accuracy_batch_mean": frame["accuracy"].astype(float)}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
 def first_at(values: pd.Series, target: float = TARGET) -> float:
     """The first round whose value is >= target (NaN when none: the run never reached it)."""
     reached = values[values >= target]
@@ -86,6 +107,8 @@ def per_run(table: pd.DataFrame) -> pd.DataFrame:
     for (study, run, sampler, seed), group in table.groupby(["study", "run", "sampler", "seed"]):
         group = group.set_index("round").sort_index()
         for key in ACCURACIES:
+            if group[key].isna().all():  # the authors' code records only its own accuracy
+                continue
             rows.append({"study": study, "run": run, "sampler": sampler, "seed": seed, "accuracy as": key,
                          "first round >= 70%": first_at(group[key]), "best": group[key].max(),
                          "mean": group[key].mean(), "last 10": group[key].tail(10).mean()})
@@ -114,7 +137,8 @@ def write_parity(out: Path, table: pd.DataFrame) -> Path:
     path.write_text(
         f"Produced by: `{REPORT_COMMAND}`. `+experiment={EXPERIMENT} num_rounds={ROUNDS}`, every switch as the "
         f"authors' code; `{DEFAULTS.name}`: the same with `{' '.join(FEDSIM_DEFAULTS)}`; "
-        f"`{FALLBACK_DISTANCES.name}`: the same with `hics.fallback_tree=distances`. Accuracy "
+        f"`{FALLBACK_DISTANCES.name}`: the same with `hics.fallback_tree=distances`; `{CODE.name}`: the authors' "
+        "own code (3ceca3d) in the same configuration, `experiments/authors_code/run_hics.py`. Accuracy "
         f"{ACCURACIES['accuracy']} and as {ACCURACIES['accuracy_batch_mean']}; runs that never reached 70%: "
         f"{len(never)} of {len(runs)} (run, accuracy) pairs.\n\n"
         "Spread over seeds (min-max):\n\n"
@@ -127,7 +151,7 @@ def write_parity(out: Path, table: pd.DataFrame) -> Path:
 
 def plot_parity(out: Path, table: pd.DataFrame) -> Path:
     """``parity_curves.png``: per accuracy, the mean curve per sampler over seeds and its min-max band."""
-    long = table[table["study"] == STUDY.name].melt(
+    long = table[table["study"].isin([STUDY.name, CODE.name])].melt(
         id_vars=["sampler", "seed", "round"], value_vars=list(ACCURACIES), var_name="accuracy as", value_name="value")
     grid = sns.relplot(data=long, x="round", y="value", hue="sampler", col="accuracy as", kind="line",
                        errorbar=("pi", 100), height=3.2, aspect=1.3)
@@ -153,7 +177,7 @@ def main() -> None:
             run_sweep(FALLBACK_DISTANCES, EXPERIMENT, ["hics_reference"], SEEDS, args.jobs,
                       [f"num_rounds={ROUNDS}", "hics.fallback_tree=distances"])
         compare([STUDY], target=TARGET, smooth=5, baseline="random_proportional", out=STUDY)
-        table = curves([STUDY, DEFAULTS, FALLBACK_DISTANCES])
+        table = pd.concat([curves([STUDY, DEFAULTS, FALLBACK_DISTANCES]), code_curves()], ignore_index=True)
         for path in (write_parity(STUDY, table), plot_parity(STUDY, table)):
             print(path)
     print((STUDY / "parity.md").read_text())
