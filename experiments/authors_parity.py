@@ -86,12 +86,16 @@ def code_curves(folder: Path = CODE) -> pd.DataFrame:
     frames = []
     for path in sorted(folder.glob("*_seed*.csv")):
         sampler, _, seed = path.stem.rpartition("_seed")
-        frame = pd.read_csv(path)
-        if list(frame.columns) != ["round", "accuracy"] or not seed.isdigit() or frame.empty:
-            raise ConfigError(f"{path}: not a run of the authors' code (round,accuracy per line); remove it")
+        try:
+            frame = pd.read_csv(path)
+            if list(frame.columns) != ["round", "accuracy"] or not seed.isdigit() or frame.empty:
+                raise ValueError
+            rounds, accuracy = frame["round"].astype(int), frame["accuracy"].astype(float)
+        except ValueError:  # pandas' parser and decoding errors included
+            raise ConfigError(f"{path}: not a run of the authors' code (round,accuracy per line); remove it") from None
         frames.append(pd.DataFrame({"study": folder.name, "run": path.stem, "sampler": f"{sampler} (authors' code)",
-                                    "seed": int(seed), "round": frame["round"].astype(int), "phase": None,
-                                    "accuracy": float("nan"), "accuracy_batch_mean": frame["accuracy"].astype(float)}))
+                                    "seed": int(seed), "round": rounds, "phase": None,
+                                    "accuracy": float("nan"), "accuracy_batch_mean": accuracy}))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
