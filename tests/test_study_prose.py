@@ -167,3 +167,51 @@ def test_readme_quotes_setting_3_as_generated():
               f"the variant {cells['hics_diverse'][3].split(' (')[0]}; Holm p {cells['hics'][5]} each")
     assert quoted in readme
     assert {c[5] for c in cells.values()} == {cells["hics"][5]} and {c[6] for c in cells.values()} == {"worse"}
+
+
+D01 = ROOT / "experiments" / "results" / "heterogeneity_dirichlet01"
+
+
+def test_dirichlet01_is_quoted_as_generated():
+    """The Dirichlet(0.1) table: headline.md's and class_coverage.md's rows for the variant."""
+    text = " ".join(REPORT.read_text().split())
+    section = text[text.index("### Dirichlet(0.1)"):text.index("### Not run yet")]
+    headline, coverage = table_rows(D01 / "headline.md"), table_rows(D01 / "class_coverage.md")
+    for label, rows, metric in (("rounds to 75% (raw), random / variant", headline, "rounds to target (raw)"),
+                                ("rounds to 75% (trailing mean of 5), random / variant", headline,
+                                 "rounds to target (smoothed)"),
+                                ("mean accuracy over 200 rounds", headline, "mean accuracy (AUC/R)"),
+                                ("last 10 rounds", headline, "final-window accuracy"),
+                                ("classes covered per round", coverage, "classes covered per round"),
+                                ("cohort label entropy (nats)", coverage, "cohort label entropy")):
+        _, _, seeds, estimate, p, holm, verdict = rows[("hics_diverse", metric)]
+        assert seeds == "10", metric
+        assert f"| {label} | {estimate.split(' (')[0]} | {p}, {holm} | {verdict} |" in section, metric
+    oracle = [row for key, row in headline.items() if key[0] == "hics_oracle"]
+    assert oracle and all(r[2] == "2" and r[6].startswith("not distinguishable") for r in oracle)
+    reached = table_rows(D01 / "comparison.md")
+    for sampler in ("random", "hics_diverse"):
+        assert reached[(sampler, "10")][5] == reached[(sampler, "10")][9] == "10/10", sampler
+    assert "(10/10 each, `comparison.md`)" in section
+    sizes = [line.split(" | ")[1] for line in (D01 / "population.md").read_text().splitlines()
+             if line.startswith("| ") and line[2].isdigit()]
+    low, high = min(int(s.split("-")[0]) for s in sizes), max(int(s.split("-")[1]) for s in sizes)
+    assert f"sizes span {low:,}-{high:,} examples" in section
+    quality = [line.split(" | ") for line in (D01 / "estimator_quality.md").read_text().splitlines()
+               if line.startswith("| hics_diverse")]
+    means = [float(r[3]) for r in quality]
+    assert f"Spearman with the true entropies {min(means):.2f}-{max(means):.2f}" in section
+    fewest = [line.split(" | ")[2] for line in (D01 / "selection_health.md").read_text().splitlines()
+              if line.startswith("| hics_oracle")]
+    assert f"picked only {' and '.join(fewest)} distinct clients" in section
+
+
+def test_readme_quotes_dirichlet01_as_generated():
+    rows = table_rows(D01 / "headline.md")
+    speed, accuracy = rows[("hics_diverse", "rounds to target (raw)")], rows[("hics_diverse", "mean accuracy (AUC/R)")]
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert (f"the variant reaches 75% {speed[3].split(' (')[0]} times sooner than random (random / variant) and is "
+            f"{accuracy[3].split(' (')[0]} higher in mean accuracy over 200 rounds, both better "
+            f"(Holm p {speed[5]}, {accuracy[5]})") in readme
+    assert speed[6] == accuracy[6] == "better"
+    assert rows[("hics_diverse", "final-window accuracy")][6].startswith("not distinguishable")
