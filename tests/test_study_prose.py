@@ -215,3 +215,17 @@ def test_readme_quotes_dirichlet01_as_generated():
             f"(Holm p {speed[5]}, {accuracy[5]})") in readme
     assert speed[6] == accuracy[6] == "better"
     assert rows[("hics_diverse", "final-window accuracy")][6].startswith("not distinguishable")
+
+
+def test_authors_parity_doc_quotes_the_codes_own_run():
+    """The code's random baseline (experiments/results/authors_code) as parity.md gives it."""
+    runs = {(r[0], r[1]): r for r in ([c.strip() for c in line.strip("|").split(" | ")]
+                                      for line in PARITY.read_text().splitlines()) if len(r) == 7}
+    code = runs[("authors_code", "random_seed0")]
+    assert code[2] == "accuracy_batch_mean"
+    doc = " ".join(PARITY_DOC.read_text().split())
+    assert (f"first round at 70% {code[3]}, best {code[4]}, mean {code[5]}, last 10 {code[6]}") in doc
+    spread = {(r[0], r[1], r[2]): r[4:] for r in ([c.strip() for c in line.strip("|").split(" | ")]
+                                                  for line in PARITY.read_text().splitlines()) if len(r) == 8}
+    fedsim = spread[("authors_parity", "random_proportional", "accuracy_batch_mean")]
+    assert f"seeds 0-2: {', '.join(fedsim)}." in doc
