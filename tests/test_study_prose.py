@@ -118,18 +118,28 @@ def test_authors_parity_doc_quotes_the_paired_comparison_and_the_one_seed_look()
             f"on the same seed, first round at 70% {code[3]} in both") in doc and defaults[3] == code[3]
 
 
+def report_section(start: str, stop: str) -> str:
+    """The study report's text from heading ``start`` to ``stop``, whitespace collapsed."""
+    text = " ".join(REPORT.read_text().split())
+    return text[text.index(start):text.index(stop)]
+
+
+# (row label in the report, generated table, metric) of the accuracy and coverage readings
+ACCURACY_AND_COVERAGE = (("mean accuracy over 200 rounds", "headline.md", "mean accuracy (AUC/R)"),
+                         ("last 10 rounds", "headline.md", "final-window accuracy"),
+                         ("classes covered per round", "class_coverage.md", "classes covered per round"),
+                         ("cohort label entropy (nats)", "class_coverage.md", "cohort label entropy"))
+
+
 S3 = ROOT / "experiments" / "results" / "heterogeneity_s3"
 
 
 def test_setting_3_is_quoted_as_generated():
     """Setting 3's table: the accuracy intervals from headline.md, the coverage ones from class_coverage.md."""
-    text = " ".join(REPORT.read_text().split())
-    section = text[text.index("## Setting 3 (10 paired seeds)"):text.index("## Beyond the paper's partition")]
-    headline, coverage = table_rows(S3 / "headline.md"), table_rows(S3 / "class_coverage.md")
-    for label, rows, metric in (("mean accuracy over 200 rounds", headline, "mean accuracy (AUC/R)"),
-                                ("last 10 rounds", headline, "final-window accuracy"),
-                                ("classes covered per round", coverage, "classes covered per round"),
-                                ("cohort label entropy (nats)", coverage, "cohort label entropy")):
+    section = report_section("## Setting 3 (10 paired seeds)", "## Beyond the paper's partition")
+    headline = table_rows(S3 / "headline.md")
+    for label, table, metric in ACCURACY_AND_COVERAGE:
+        rows = table_rows(S3 / table)
         cells = [rows[(s, metric)][3].split(" (")[0] for s in ("hics", "hics_oracle", "hics_diverse")]
         variant = rows[("hics_diverse", metric)]
         assert all(rows[(s, metric)][2] == "10" for s in ("hics", "hics_oracle", "hics_diverse")), metric
@@ -146,8 +156,7 @@ def test_setting_3_is_quoted_as_generated():
 
 
 def test_setting_3_volatility_and_runs_at_75_are_quoted_as_generated():
-    text = " ".join(REPORT.read_text().split())
-    section = text[text.index("## Setting 3 (10 paired seeds)"):text.index("## Beyond the paper's partition")]
+    section = report_section("## Setting 3 (10 paired seeds)", "## Beyond the paper's partition")
     rows = table_rows(S3 / "comparison.md")
     volatility = rows[("volatility", "hics_diverse")]
     assert f"+{volatility[4]} (`comparison.md`, {volatility[8]})" in section
@@ -174,16 +183,12 @@ D01 = ROOT / "experiments" / "results" / "heterogeneity_dirichlet01"
 
 def test_dirichlet01_is_quoted_as_generated():
     """The Dirichlet(0.1) table: headline.md's and class_coverage.md's rows for the variant."""
-    text = " ".join(REPORT.read_text().split())
-    section = text[text.index("### Dirichlet(0.1)"):text.index("### Not run yet")]
-    headline, coverage = table_rows(D01 / "headline.md"), table_rows(D01 / "class_coverage.md")
-    for label, rows, metric in (("rounds to 75% (raw), random / variant", headline, "rounds to target (raw)"),
-                                ("rounds to 75% (trailing mean of 5), random / variant", headline,
-                                 "rounds to target (smoothed)"),
-                                ("mean accuracy over 200 rounds", headline, "mean accuracy (AUC/R)"),
-                                ("last 10 rounds", headline, "final-window accuracy"),
-                                ("classes covered per round", coverage, "classes covered per round"),
-                                ("cohort label entropy (nats)", coverage, "cohort label entropy")):
+    section = report_section("### Dirichlet(0.1)", "### Not run yet")
+    headline = table_rows(D01 / "headline.md")
+    for label, table, metric in (("rounds to 75% (raw), random / variant", "headline.md", "rounds to target (raw)"),
+                                 ("rounds to 75% (trailing mean of 5), random / variant", "headline.md",
+                                  "rounds to target (smoothed)"), *ACCURACY_AND_COVERAGE):
+        rows = table_rows(D01 / table)
         _, _, seeds, estimate, p, holm, verdict = rows[("hics_diverse", metric)]
         assert seeds == "10", metric
         assert f"| {label} | {estimate.split(' (')[0]} | {p}, {holm} | {verdict} |" in section, metric
