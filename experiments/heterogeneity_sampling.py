@@ -21,6 +21,9 @@ then writes, next to the records:
 - ``selection_health.md``: the fewest distinct clients picked in any 50 consecutive rounds, per run;
 - ``class_coverage.md``: what each round trained on (label entropy and classes covered of the
   aggregated clients' pooled data), per sampler and 50-round block;
+- ``draw_balance.md``: each class's share of the examples trained on, per sampler, its spread
+  paired against random, and for clustering samplers whether a client's picks follow the size
+  of its cluster (why a sampler can train a skewed class mix);
 - ``client_cost.md``: per sampler, what it asks of clients beyond the training replies (extra
   messages, bytes, examples evaluated: FedCor's loss reports, probes) and its selection time;
 - ``against_fedcor/``: when the study has FedCor runs, fedsim-compare's tables and a headline
@@ -231,16 +234,27 @@ COVERED_SHARE = 0.05
 clients whose updates were aggregated (5%: half a class's share in a balanced cohort)."""
 
 
+def aggregated(round_row) -> list[int]:
+    """The clients of one round (a row of ``study.rounds``) whose updates were aggregated: picked,
+    not failed, not rejected."""
+    dropped = {int(c) for c in (round_row.failed or [])} | {int(c) for c in (round_row.rejected or {})}
+    return [int(c) for c in (round_row.selected if round_row.selected is not None else []) if int(c) not in dropped]
+
+
+def label_histograms(study) -> dict[str, np.ndarray]:
+    """Per run, the clients' label counts (clients x classes) from its ``partition.json``."""
+    return {r.run: np.asarray(json.loads((Path(r.dir) / "partition.json").read_text())["label_histograms"],
+                              dtype=float) for r in study.runs.itertuples()}
+
+
 def cohort_labels(study) -> pd.DataFrame:
     """One row per run and round: the label entropy (nats) of the pooled data of the clients whose
     updates were aggregated (picked, not failed, not rejected) and how many classes it covers
     (:data:`COVERED_SHARE`). What a round trains on, whatever the sampler looked at."""
-    histograms = {r.run: np.asarray(json.loads((Path(r.dir) / "partition.json").read_text())["label_histograms"],
-                                    dtype=float) for r in study.runs.itertuples()}
+    histograms = label_histograms(study)
     rows = []
     for r in study.rounds.itertuples():
-        dropped = {int(c) for c in (r.failed or [])} | {int(c) for c in (r.rejected or {})}
-        clients = [int(c) for c in (r.selected if r.selected is not None else []) if int(c) not in dropped]
+        clients = aggregated(r)
         if not clients:
             continue
         pooled = histograms[r.run][clients].sum(axis=0)
@@ -284,6 +298,98 @@ def write_class_coverage(out: Path, study, block: int = 50) -> Path:
                        "95% t-interval, exact sign-flip p, Holm over the samplers):\n\n"
                        + md_table(["sampler", "metric", "paired seeds", "difference [95% CI]", "p (sign-flip)",
                                    "p (Holm)", "verdict"], tests) + "\n" if tests else ""))
+    return path
+
+
+ALIKE = 0.05
+"""Clients whose true label entropy lies within this many nats of the median client's are
+"alike" for ``draw_balance.md``: an ideal heterogeneity-guided draw has no reason to prefer one
+of them (on shards: the clients holding two classes in equal parts)."""
+
+
+def trained_class_shares(study) -> pd.DataFrame:
+    """One row per run: each class's share of all the examples trained on over the run (the
+    aggregated clients' label counts, summed over rounds), and ``spread`` = largest - smallest."""
+    histograms = label_histograms(study)
+    rows = []
+    for (run, sampler, seed), frame in study.rounds.groupby(["run", "sampler", "seed"]):
+        counts = sum((histograms[run][aggregated(r)].sum(axis=0) for r in frame.itertuples()),
+                     np.zeros(histograms[run].shape[1]))
+        share = counts / counts.sum()
+        rows.append({"sampler": sampler, "seed": seed, **{f"class {c}": v for c, v in enumerate(share)},
+                     "spread": share.max() - share.min()})
+    return pd.DataFrame(rows)
+
+
+def cluster_size_and_picks(run_dir: Path, picks: dict[int, list[int]]) -> dict | None:
+    """For a clustering sampler's run, over the rounds after warm-up (every client estimated and
+    clustered): each client's mean cluster size, mean estimate and picks (``picks``: round ->
+    aggregated clients); Spearman correlations over all clients and over the :data:`ALIKE` ones.
+    None for a sampler that records no clusters."""
+    true = np.asarray(json.loads((run_dir / "partition.json").read_text())["label_entropy"], dtype=float)
+    sizes, estimate, count = [], [], np.zeros(len(true))
+    for row in read_jsonl(run_dir / "sampler.jsonl"):
+        entropy, cluster = estimates(row), row.get("cluster")
+        if entropy is None or cluster is None or np.isnan(entropy).any():
+            continue
+        cluster = np.asarray(cluster, dtype=int)
+        sizes.append(np.bincount(cluster)[cluster])
+        estimate.append(entropy)
+        np.add.at(count, picks.get(row["round"], []), 1)
+    if not sizes:
+        return None
+    size, estimate = np.mean(sizes, axis=0), np.mean(estimate, axis=0)
+    alike = np.abs(true - np.median(true)) <= ALIKE
+    return {"rounds": len(sizes), "alike": int(alike.sum()),
+            "size range": f"{size.min():.1f}-{size.max():.1f}", "picks range": f"{count.min():.0f}-{count.max():.0f}",
+            "size~picks (all)": spearmanr(size, count).statistic,
+            "size~picks (alike)": spearmanr(size[alike], count[alike]).statistic,
+            "estimate~size (alike)": spearmanr(estimate[alike], size[alike]).statistic}
+
+
+def write_draw_balance(out: Path, study) -> Path:
+    """``draw_balance.md``: whether a sampler trains the classes in the proportions random does,
+    and, for clustering samplers, whether a client's chance follows the size of its cluster.
+
+    HiCS-FL draws a cluster, then a client in it: when the clusters are about equally likely
+    (clients alike in heterogeneity, as on shards), a client in a small cluster is drawn more
+    often than one in a large cluster, whatever its data. This table shows when that happens and
+    what it does to the class mix the model is trained on."""
+    shares = trained_class_shares(study)
+    classes = [c for c in shares.columns if c.startswith("class ")]
+    mix = shares.groupby("sampler")[[*classes, "spread"]].mean().reset_index()
+    mix_lines = [[r["sampler"], *(f"{r[c]:.3f}" for c in classes), f"{r['spread']:.3f}"] for _, r in mix.iterrows()]
+    against = paired(shares.assign(setting=""), metrics=[Metric("spread", "class-share spread", True)]) \
+        if "random" in set(shares["sampler"]) else pd.DataFrame()
+    tests = [[r.sampler, r.n_pairs, f"{r.mean_diff:+.4f} [{r.ci_low:+.4f}, {r.ci_high:+.4f}]", f"{r.p_sign_flip:.3f}",
+              f"{r.p_holm:.3f}", r.verdict.replace("better", "narrower").replace("worse", "wider")]
+             for r in against.itertuples()]
+    picks = {run: {int(r.round): aggregated(r) for r in frame.itertuples()}
+             for run, frame in study.rounds.groupby("run")}
+    cluster_lines = []
+    for run in study.runs.sort_values(["sampler", "seed"]).itertuples():
+        row = cluster_size_and_picks(Path(run.dir), picks.get(run.run, {}))
+        if row is not None:
+            cluster_lines.append([run.sampler, run.seed, row["rounds"], row["alike"], row["size range"],
+                                  row["picks range"], *(f"{row[k]:+.2f}" for k in
+                                                        ("size~picks (all)", "size~picks (alike)",
+                                                         "estimate~size (alike)"))])
+    path = out / "draw_balance.md"
+    path.write_text(
+        f"Produced by: `{REPORT_COMMAND}`. Each class's share of all the examples a run trained on (the "
+        "aggregated clients' label counts from `partition.json`, summed over rounds; mean over seeds), and the "
+        "spread (largest - smallest share; random's expected mix is the training set's).\n\n"
+        + md_table(["sampler", *classes, "spread"], mix_lines) + "\n"
+        + ("\nSpread paired by seed against random (sampler - random, 95% t-interval, exact sign-flip p, Holm):\n\n"
+           + md_table(["sampler", "paired seeds", "difference [95% CI]", "p (sign-flip)", "p (Holm)", "verdict"],
+                      tests) + "\n" if tests else "")
+        + ("\nClustering samplers, per run, over the rounds after warm-up: each client's mean cluster size and its "
+           "picks (aggregated) in those rounds, their ranges, and Spearman correlations: cluster size with picks "
+           f"over all clients and over the clients alike in true label entropy (within {ALIKE} nats of the median "
+           "client's; `alike` counts them), and the client's mean estimate with its cluster size over the alike "
+           "ones. A negative size~picks: clients in small clusters are drawn more often.\n\n"
+           + md_table(["sampler", "seed", "rounds", "alike", "cluster size", "picks", "size~picks (all)",
+                       "size~picks (alike)", "estimate~size (alike)"], cluster_lines) + "\n" if cluster_lines else ""))
     return path
 
 
@@ -415,7 +521,7 @@ def run_and_report(args: argparse.Namespace, extra: list[str]) -> None:
     study = load([args.out]).finished()
     for path in (write_headline(args.out), write_estimator_quality(args.out, study), write_population(args.out, study),
                  write_selection_health(args.out, study), write_class_coverage(args.out, study),
-                 write_client_cost(args.out, study),
+                 write_draw_balance(args.out, study), write_client_cost(args.out, study),
                  *write_against(args.out, "fedcor"), *write_ablations(args.out, args.ablations)):
         print(path.read_text())
 

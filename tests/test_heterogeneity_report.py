@@ -165,3 +165,36 @@ def test_class_coverage_pools_the_aggregated_clients_labels_and_pairs_against_ra
     # random covers 2 classes every round (seed 0: 2, 2, 1); hics 1 then 2: differences -0.5, -0.5, -1/6
     assert "| 3 |" in hics and hics.split(" | ")[-1].strip("| ") == "not distinguishable (n=3 seeds)"
     assert "-0.389" in hics
+
+
+def test_draw_balance_shares_trained_classes_and_ties_picks_to_cluster_size(study, tmp_path: Path) -> None:
+    """trained_class_shares sums what was aggregated (a failed client's data is not trained on);
+    cluster_size_and_picks reads only rounds after warm-up and finds that the lone client of a
+    small cluster, drawn as often as a whole large cluster, is picked most."""
+    import pandas as pd
+    from types import SimpleNamespace
+
+    histograms = [[10, 0], [10, 0], [0, 10], [0, 10]]
+    run = tmp_path / "hics_diverse_seed0"
+    run.mkdir()
+    (run / "partition.json").write_text(json.dumps({"label_histograms": histograms,
+                                                    "label_entropy": [0.0, 0.0, 0.0, 0.0]}))
+    picks = {1: [0, 1], 2: [3, 0], 3: [3, 1], 4: [3, 2]}
+    rows = [{"round": 1, "entropy": [None, None, None, None]}]  # warm-up: not every client estimated
+    rows += [{"round": t, "entropy": [0.1, 0.2, 0.3, 0.6], "cluster": [0, 0, 0, 1]} for t in (2, 3, 4)]
+    (run / "sampler.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    rounds = [{"run": run.name, "sampler": "hics_diverse", "seed": 0, "round": t, "selected": c,
+               "failed": [2] if t == 4 else [], "rejected": {}} for t, c in picks.items()]
+    records = SimpleNamespace(runs=pd.DataFrame([{"run": run.name, "dir": str(run), "sampler": "hics_diverse",
+                                                  "seed": 0}]), rounds=pd.DataFrame(rounds))
+    shares = study.trained_class_shares(records)
+    # aggregated: 0,1 | 3,0 | 3,1 | 3 (client 2 failed): class 0 four times, class 1 three times
+    assert shares[["class 0", "class 1"]].iloc[0].tolist() == pytest.approx([4 / 7, 3 / 7])
+    assert shares["spread"].iloc[0] == pytest.approx(1 / 7)
+    row = study.cluster_size_and_picks(run, {t: [c for c in cs if not (t == 4 and c == 2)] for t, cs in picks.items()})
+    assert row["rounds"] == 3 and row["alike"] == 4 and row["size range"] == "1.0-3.0" and row["picks range"] == "0-3"
+    assert row["size~picks (all)"] < -0.7  # client 3 (cluster of one) picked 3 times in rounds 2-4
+    (run / "sampler.jsonl").write_text(json.dumps({"round": 1, "entropy": [0.1, 0.2, 0.3, 0.6]}) + "\n")
+    assert study.cluster_size_and_picks(run, picks) is None  # a sampler that records no clusters
+    text = study.write_draw_balance(tmp_path, records).read_text()
+    assert "| hics_diverse | 0.571 | 0.429 | 0.143 |" in text
