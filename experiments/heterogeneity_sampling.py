@@ -330,8 +330,8 @@ def cluster_size_and_picks(run_dir: Path, picks: dict[int, list[int]]) -> dict |
     sizes, estimate, count = [], [], np.zeros(len(true))
     for row in read_jsonl(run_dir / "sampler.jsonl"):
         entropy, cluster = estimates(row), row.get("cluster")
-        if entropy is None or cluster is None or np.isnan(entropy).any():
-            continue
+        if entropy is None or cluster is None or np.isnan(entropy).any() or None in cluster:
+            continue  # warm-up, or a client not yet clustered
         cluster = np.asarray(cluster, dtype=int)
         sizes.append(np.bincount(cluster)[cluster])
         estimate.append(entropy)
@@ -378,7 +378,7 @@ def write_draw_balance(out: Path, study) -> Path:
     path.write_text(
         f"Produced by: `{REPORT_COMMAND}`. Each class's share of all the examples a run trained on (the "
         "aggregated clients' label counts from `partition.json`, summed over rounds; mean over seeds), and the "
-        "spread (largest - smallest share; random's expected mix is the training set's).\n\n"
+        "spread (a run's largest - smallest share, mean over seeds; random's expected mix is the training set's).\n\n"
         + md_table(["sampler", *classes, "spread"], mix_lines) + "\n"
         + ("\nSpread paired by seed against random (sampler - random, 95% t-interval, exact sign-flip p, Holm):\n\n"
            + md_table(["sampler", "paired seeds", "difference [95% CI]", "p (sign-flip)", "p (Holm)", "verdict"],

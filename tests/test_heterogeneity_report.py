@@ -182,6 +182,7 @@ def test_draw_balance_shares_trained_classes_and_ties_picks_to_cluster_size(stud
     picks = {1: [0, 1], 2: [3, 0], 3: [3, 1], 4: [3, 2]}
     rows = [{"round": 1, "entropy": [None, None, None, None]}]  # warm-up: not every client estimated
     rows += [{"round": t, "entropy": [0.1, 0.2, 0.3, 0.6], "cluster": [0, 0, 0, 1]} for t in (2, 3, 4)]
+    rows += [{"round": 5, "entropy": [0.1, 0.2, 0.3, 0.6], "cluster": [0, 0, None, 1]}]  # client 2 not clustered
     (run / "sampler.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     rounds = [{"run": run.name, "sampler": "hics_diverse", "seed": 0, "round": t, "selected": c,
                "failed": [2] if t == 4 else [], "rejected": {}} for t, c in picks.items()]
