@@ -183,7 +183,7 @@ D01 = ROOT / "experiments" / "results" / "heterogeneity_dirichlet01"
 
 def test_dirichlet01_is_quoted_as_generated():
     """The Dirichlet(0.1) table: headline.md's and class_coverage.md's rows for the variant."""
-    section = report_section("### Dirichlet(0.1)", "### Not run yet")
+    section = report_section("### Dirichlet(0.1)", "### Shards")
     headline = table_rows(D01 / "headline.md")
     for label, table, metric in (("rounds to 75% (raw), random / variant", "headline.md", "rounds to target (raw)"),
                                  ("rounds to 75% (trailing mean of 5), random / variant", "headline.md",
@@ -211,6 +211,54 @@ def test_dirichlet01_is_quoted_as_generated():
     assert f"picked only {' and '.join(fewest)} distinct clients" in section
 
 
+SHARDS = ROOT / "experiments" / "results" / "heterogeneity_shards"
+
+
+def draw_balance(path: Path) -> dict[str, list[list[str]]]:
+    """draw_balance.md's three tables by their width: class mix (12 cells), spread paired against
+    random (6), clusters per run (9)."""
+    rows = [[c.strip() for c in line.strip("|").split(" | ")] for line in path.read_text().splitlines()
+            if line.startswith("| ") and not line.startswith("| sampler")]
+    return {name: [r for r in rows if len(r) == width] for name, width in (("mix", 12), ("spread", 6), ("clusters", 9))}
+
+
+def test_shards_is_quoted_as_generated():
+    """The shards table and its reading: headline.md, class_coverage.md, draw_balance.md, comparison.md."""
+    section = report_section("### Shards", "### Not run yet")
+    for label, table, metric in (("rounds to 75% (raw), random / variant", "headline.md", "rounds to target (raw)"),
+                                 ("rounds to 75% (trailing mean of 5), random / variant", "headline.md",
+                                  "rounds to target (smoothed)"), *ACCURACY_AND_COVERAGE):
+        _, _, seeds, estimate, p, holm, verdict = table_rows(SHARDS / table)[("hics_diverse", metric)]
+        assert seeds == "10", metric
+        assert f"| {label} | {estimate.split(' (')[0]} | {p}, {holm} | {verdict} |" in section, metric
+    balance = draw_balance(SHARDS / "draw_balance.md")
+    _, seeds, spread, p, holm, verdict = next(r for r in balance["spread"] if r[0] == "hics_diverse")
+    assert seeds == "10" and f"| class-share spread over the run | {spread} | {p}, {holm} | {verdict} |" in section
+    variant = [r for r in balance["clusters"] if r[0] == "hics_diverse"]
+    alike, size_picks = [int(r[3]) for r in variant], [float(r[7]) for r in variant]
+    picks = [int(x) for r in variant for x in r[5].split("-")]
+    assert len(variant) == 10 and f"{min(alike)}-{max(alike)} clients per seed" in section
+    assert f"-{abs(max(size_picks)):.2f} to -{abs(min(size_picks)):.2f}" in section and max(size_picks) < 0
+    assert f"range from {min(picks)} to {max(picks)}" in section
+    mix = {r[0]: [float(x) for x in r[1:11]] for r in balance["mix"]}
+    assert f"class 6 for {mix['hics_diverse'][6]:.3f}" in section and f"classes 3 and 8 for {mix['hics_diverse'][3]:.3f}" in section
+    assert mix["hics_diverse"][3] == mix["hics_diverse"][8] == min(mix["hics_diverse"])
+    assert f"random's shares are {min(mix['random']):.3f}-{max(mix['random']):.3f}" in section
+    comparison = table_rows(SHARDS / "comparison.md")
+    reached = {s: (comparison[(s, "10")][5], comparison[(s, "10")][9]) for s in ("random", "hics_diverse")}
+    assert reached["random"][0] == reached["hics_diverse"][0] == "10/10"
+    assert (f"{reached['random'][1]} of random's runs and {reached['hics_diverse'][1]} of the variant's" in section)
+    volatility = comparison[("volatility", "hics_diverse")]
+    assert f"volatility +{volatility[4]}, `comparison.md`, {volatility[8]}" in section
+    quality = {line.split(" | ")[3] for line in (SHARDS / "estimator_quality.md").read_text().splitlines()
+               if line.startswith("| hics_diverse")}
+    assert len(quality) == 1 and f"Spearman with the true entropies {quality.pop()} in every 25-round window" in section
+    s3 = [float(r[7]) for r in draw_balance(S3 / "draw_balance.md")["clusters"] if r[0] == "hics_diverse"]
+    assert f"between -{abs(max(s3)):.2f} and -{abs(min(s3)):.2f} in every seed" in section
+    d01 = next(r for r in draw_balance(D01 / "draw_balance.md")["spread"] if r[0] == "hics_diverse")
+    assert f"{d01[2]}), where the tilt" in section and d01[5] == "wider"
+
+
 def test_readme_quotes_dirichlet01_as_generated():
     rows = table_rows(D01 / "headline.md")
     speed, accuracy = rows[("hics_diverse", "rounds to target (raw)")], rows[("hics_diverse", "mean accuracy (AUC/R)")]
@@ -220,6 +268,15 @@ def test_readme_quotes_dirichlet01_as_generated():
             f"(Holm p {speed[5]}, {accuracy[5]})") in readme
     assert speed[6] == accuracy[6] == "better"
     assert rows[("hics_diverse", "final-window accuracy")][6].startswith("not distinguishable")
+
+
+def test_readme_quotes_shards_as_generated():
+    rows = table_rows(SHARDS / "headline.md")
+    accuracy, smoothed = rows[("hics_diverse", "mean accuracy (AUC/R)")], rows[("hics_diverse", "rounds to target (smoothed)")]
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert (f"mean accuracy over 200 rounds {accuracy[3].split(' (')[0]} (Holm p {accuracy[5]}), and it reaches 75% "
+            f"on the trailing mean of 5 rounds {smoothed[3].split(' (')[0]} times as fast (Holm p {smoothed[5]})") in readme
+    assert accuracy[6] == smoothed[6] == "worse"
 
 
 def test_authors_parity_doc_quotes_the_codes_own_run():
