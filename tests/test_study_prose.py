@@ -291,3 +291,20 @@ def test_authors_parity_doc_quotes_the_codes_own_run():
                                                   for line in PARITY.read_text().splitlines()) if len(r) == 8}
     fedsim = spread[("authors_parity", "random_proportional", "accuracy_batch_mean")]
     assert f"seeds 0-2: {', '.join(fedsim)}." in doc
+
+
+def test_exploration_price_is_quoted_from_the_tuning_records():
+    """The price of exploration on tuning seeds 100-101: tuning/gamma2 (without) against
+    tuning/explore07 (rate 0.7), in the study report and in docs/hics-fl.md alike."""
+    import pandas as pd
+
+    tuning = ROOT / "experiments" / "results" / "heterogeneity_s2_tuning"
+    without, rate = (pd.read_csv(tuning / name / "per_run.csv").set_index("seed").sort_index()
+                     for name in ("gamma2", "explore07"))
+    assert list(without.index) == list(rate.index) == [100, 101]
+    quoted = (f"rounds to 75% {without.rtt_raw[100]} -> {rate.rtt_raw[100]} and {without.rtt_raw[101]} -> "
+              f"{rate.rtt_raw[101]}, mean accuracy")
+    costs = " and ".join(f"{d:+.3f}".replace("+", "") for d in (rate.mean_acc - without.mean_acc))
+    for doc in (REPORT, ROOT / "docs" / "hics-fl.md"):
+        text = " ".join(doc.read_text().split())
+        assert quoted in text and costs in text and "gamma2" in text and "explore1" not in text, doc.name
