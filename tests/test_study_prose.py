@@ -224,7 +224,7 @@ def draw_balance(path: Path) -> dict[str, list[list[str]]]:
 
 def test_shards_is_quoted_as_generated():
     """The shards table and its reading: headline.md, class_coverage.md, draw_balance.md, comparison.md."""
-    section = report_section("### Shards", "### Not run yet")
+    section = report_section("### Shards", "### Setting 2 with unreliable clients")
     for label, table, metric in (("rounds to 75% (raw), random / variant", "headline.md", "rounds to target (raw)"),
                                  ("rounds to 75% (trailing mean of 5), random / variant", "headline.md",
                                   "rounds to target (smoothed)"), *ACCURACY_AND_COVERAGE):
@@ -308,3 +308,30 @@ def test_exploration_price_is_quoted_from_the_tuning_records():
     for doc in (REPORT, ROOT / "docs" / "hics-fl.md"):
         text = " ".join(doc.read_text().split())
         assert quoted in text and costs in text and "gamma2" in text and "explore1" not in text, doc.name
+
+
+UNRELIABLE = ROOT / "experiments" / "results" / "heterogeneity_unreliable"
+
+
+def test_unreliable_is_quoted_as_generated():
+    """Setting 2 with faults=unreliable: headline.md's and class_coverage.md's rows, comparison.md's counts."""
+    section = report_section("### Setting 2 with unreliable clients", "### Not run yet")
+    for label, table, metric in (("rounds to 75% (raw), random / variant", "headline.md", "rounds to target (raw)"),
+                                 ("rounds to 75% (trailing mean of 5), random / variant", "headline.md",
+                                  "rounds to target (smoothed)"), *ACCURACY_AND_COVERAGE):
+        _, _, seeds, estimate, p, holm, verdict = table_rows(UNRELIABLE / table)[("hics_diverse", metric)]
+        assert seeds == "10", metric
+        assert f"| {label} | {estimate.split(' (')[0]} | {p}, {holm} | {verdict} |" in section, metric
+    comparison = table_rows(UNRELIABLE / "comparison.md")
+    reached = {s: (comparison[(s, "10")][5], comparison[(s, "10")][9]) for s in ("random", "hics_diverse")}
+    assert reached["random"][0] == reached["hics_diverse"][0] == "10/10"
+    assert f"{reached['hics_diverse'][1]} of the variant's runs and {reached['random'][1]} of random's" in section
+
+
+def test_readme_quotes_unreliable_as_generated():
+    rows = table_rows(UNRELIABLE / "headline.md")
+    speed, accuracy = rows[("hics_diverse", "rounds to target (raw)")], rows[("hics_diverse", "mean accuracy (AUC/R)")]
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert (f"the variant reaches 75% {speed[3].split(' (')[0]} times sooner than random and is "
+            f"{accuracy[3].split(' (')[0]} higher in mean accuracy, both better (Holm p {speed[5]}, {accuracy[5]})") in readme
+    assert speed[6] == accuracy[6] == "better"
