@@ -291,6 +291,10 @@ def test_authors_parity_doc_quotes_the_codes_own_run():
                                                   for line in PARITY.read_text().splitlines()) if len(r) == 8}
     fedsim = spread[("authors_parity", "random_proportional", "accuracy_batch_mean")]
     assert f"seeds 0-2: {', '.join(fedsim)}." in doc
+    hics = runs[("authors_code", "hics_seed0")]
+    assert f"first round at 70% {hics[3]}, best {hics[4]}, mean {hics[5]}, last 10 {hics[6]}" in doc
+    reference = spread[("authors_parity", "hics_reference", "accuracy_batch_mean")]
+    assert f"seeds 0-2: {', '.join(reference)}. Its first round" in doc
 
 
 def test_exploration_price_is_quoted_from_the_tuning_records():
