@@ -181,17 +181,22 @@ def test_readme_quotes_setting_3_as_generated():
 D01 = ROOT / "experiments" / "results" / "heterogeneity_dirichlet01"
 
 
+def assert_variant_rows(study: Path, section: str) -> None:
+    """A wider setting's table in the report: the variant's rounds-to-75% ratios (headline.md) and
+    accuracy and coverage readings, each row as generated, at 10 paired seeds."""
+    for label, table, metric in (("rounds to 75% (raw), random / variant", "headline.md", "rounds to target (raw)"),
+                                 ("rounds to 75% (trailing mean of 5), random / variant", "headline.md",
+                                  "rounds to target (smoothed)"), *ACCURACY_AND_COVERAGE):
+        _, _, seeds, estimate, p, holm, verdict = table_rows(study / table)[("hics_diverse", metric)]
+        assert seeds == "10", metric
+        assert f"| {label} | {estimate.split(' (')[0]} | {p}, {holm} | {verdict} |" in section, metric
+
+
 def test_dirichlet01_is_quoted_as_generated():
     """The Dirichlet(0.1) table: headline.md's and class_coverage.md's rows for the variant."""
     section = report_section("### Dirichlet(0.1)", "### Shards")
     headline = table_rows(D01 / "headline.md")
-    for label, table, metric in (("rounds to 75% (raw), random / variant", "headline.md", "rounds to target (raw)"),
-                                 ("rounds to 75% (trailing mean of 5), random / variant", "headline.md",
-                                  "rounds to target (smoothed)"), *ACCURACY_AND_COVERAGE):
-        rows = table_rows(D01 / table)
-        _, _, seeds, estimate, p, holm, verdict = rows[("hics_diverse", metric)]
-        assert seeds == "10", metric
-        assert f"| {label} | {estimate.split(' (')[0]} | {p}, {holm} | {verdict} |" in section, metric
+    assert_variant_rows(D01, section)
     oracle = [row for key, row in headline.items() if key[0] == "hics_oracle"]
     assert oracle and all(r[2] == "2" and r[6].startswith("not distinguishable") for r in oracle)
     reached = table_rows(D01 / "comparison.md")
@@ -225,12 +230,7 @@ def draw_balance(path: Path) -> dict[str, list[list[str]]]:
 def test_shards_is_quoted_as_generated():
     """The shards table and its reading: headline.md, class_coverage.md, draw_balance.md, comparison.md."""
     section = report_section("### Shards", "### Setting 2 with unreliable clients")
-    for label, table, metric in (("rounds to 75% (raw), random / variant", "headline.md", "rounds to target (raw)"),
-                                 ("rounds to 75% (trailing mean of 5), random / variant", "headline.md",
-                                  "rounds to target (smoothed)"), *ACCURACY_AND_COVERAGE):
-        _, _, seeds, estimate, p, holm, verdict = table_rows(SHARDS / table)[("hics_diverse", metric)]
-        assert seeds == "10", metric
-        assert f"| {label} | {estimate.split(' (')[0]} | {p}, {holm} | {verdict} |" in section, metric
+    assert_variant_rows(SHARDS, section)
     balance = draw_balance(SHARDS / "draw_balance.md")
     _, seeds, spread, p, holm, verdict = next(r for r in balance["spread"] if r[0] == "hics_diverse")
     assert seeds == "10" and f"| class-share spread over the run | {spread} | {p}, {holm} | {verdict} |" in section
@@ -320,12 +320,7 @@ UNRELIABLE = ROOT / "experiments" / "results" / "heterogeneity_unreliable"
 def test_unreliable_is_quoted_as_generated():
     """Setting 2 with faults=unreliable: headline.md's and class_coverage.md's rows, comparison.md's counts."""
     section = report_section("### Setting 2 with unreliable clients", "### Not run yet")
-    for label, table, metric in (("rounds to 75% (raw), random / variant", "headline.md", "rounds to target (raw)"),
-                                 ("rounds to 75% (trailing mean of 5), random / variant", "headline.md",
-                                  "rounds to target (smoothed)"), *ACCURACY_AND_COVERAGE):
-        _, _, seeds, estimate, p, holm, verdict = table_rows(UNRELIABLE / table)[("hics_diverse", metric)]
-        assert seeds == "10", metric
-        assert f"| {label} | {estimate.split(' (')[0]} | {p}, {holm} | {verdict} |" in section, metric
+    assert_variant_rows(UNRELIABLE, section)
     comparison = table_rows(UNRELIABLE / "comparison.md")
     reached = {s: (comparison[(s, "10")][5], comparison[(s, "10")][9]) for s in ("random", "hics_diverse")}
     assert reached["random"][0] == reached["hics_diverse"][0] == "10/10"
