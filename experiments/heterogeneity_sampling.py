@@ -307,16 +307,23 @@ ALIKE = 0.05
 of them (on shards: the clients holding two classes in equal parts)."""
 
 
-def trained_class_shares(study) -> pd.DataFrame:
+def aggregated_by_run(study) -> dict[str, dict[int, list[int]]]:
+    """Per run, round -> the clients whose updates were aggregated (:func:`aggregated`)."""
+    return {run: {int(r.round): aggregated(r) for r in frame.itertuples()}
+            for run, frame in study.rounds.groupby("run")}
+
+
+def trained_class_shares(study, picks: dict[str, dict[int, list[int]]] | None = None) -> pd.DataFrame:
     """One row per run: each class's share of all the examples trained on over the run (the
-    aggregated clients' label counts, summed over rounds), and ``spread`` = largest - smallest."""
-    histograms = label_histograms(study)
+    aggregated clients' label counts, summed over rounds), and ``spread`` = largest - smallest.
+    ``picks``: :func:`aggregated_by_run`, when the caller has it already."""
+    histograms, picks = label_histograms(study), picks or aggregated_by_run(study)
     rows = []
-    for (run, sampler, seed), frame in study.rounds.groupby(["run", "sampler", "seed"]):
-        counts = sum((histograms[run][aggregated(r)].sum(axis=0) for r in frame.itertuples()),
-                     np.zeros(histograms[run].shape[1]))
+    for run in study.runs.itertuples():
+        counts = sum((histograms[run.run][clients].sum(axis=0) for clients in picks.get(run.run, {}).values()),
+                     np.zeros(histograms[run.run].shape[1]))
         share = counts / counts.sum()
-        rows.append({"sampler": sampler, "seed": seed, **{f"class {c}": v for c, v in enumerate(share)},
+        rows.append({"sampler": run.sampler, "seed": run.seed, **{f"class {c}": v for c, v in enumerate(share)},
                      "spread": share.max() - share.min()})
     return pd.DataFrame(rows)
 
@@ -355,7 +362,8 @@ def write_draw_balance(out: Path, study) -> Path:
     (clients alike in heterogeneity, as on shards), a client in a small cluster is drawn more
     often than one in a large cluster, whatever its data. This table shows when that happens and
     what it does to the class mix the model is trained on."""
-    shares = trained_class_shares(study)
+    picks = aggregated_by_run(study)
+    shares = trained_class_shares(study, picks)
     classes = [c for c in shares.columns if c.startswith("class ")]
     mix = shares.groupby("sampler")[[*classes, "spread"]].mean().reset_index()
     mix_lines = [[r["sampler"], *(f"{r[c]:.3f}" for c in classes), f"{r['spread']:.3f}"] for _, r in mix.iterrows()]
@@ -364,8 +372,6 @@ def write_draw_balance(out: Path, study) -> Path:
     tests = [[r.sampler, r.n_pairs, f"{r.mean_diff:+.4f} [{r.ci_low:+.4f}, {r.ci_high:+.4f}]", f"{r.p_sign_flip:.3f}",
               f"{r.p_holm:.3f}", r.verdict.replace("better", "narrower").replace("worse", "wider")]
              for r in against.itertuples()]
-    picks = {run: {int(r.round): aggregated(r) for r in frame.itertuples()}
-             for run, frame in study.rounds.groupby("run")}
     cluster_lines = []
     for run in study.runs.sort_values(["sampler", "seed"]).itertuples():
         row = cluster_size_and_picks(Path(run.dir), picks.get(run.run, {}))
