@@ -14,14 +14,18 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from fedsim.errors import RunFailed
+
 
 def run_sweep(out: Path, experiment: str, samplers: Sequence[str], seeds: Sequence[int], jobs: int = 2,
               extra: Sequence[str] = ()) -> None:
-    """Launch the grid (blocks until every job has finished)."""
+    """Launch the grid (blocks until every job has finished); a failed run raises RunFailed."""
     command = [
         sys.executable, "-m", "fedsim.cli", "-m", f"+experiment={experiment}",
         f"seed={','.join(str(k) for k in seeds)}", f"sampler={','.join(samplers)}", "progress=false",
         "hydra/launcher=joblib", f"hydra.launcher.n_jobs={jobs}", f"hydra.sweep.dir={out}",
         "hydra.sweep.subdir=${sampler.name}_seed${seed}", *extra,
     ]
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    returncode = subprocess.run(command, stdout=subprocess.DEVNULL).returncode
+    if returncode:
+        raise RunFailed(returncode)

@@ -39,15 +39,31 @@ class RunDiverged(RuntimeError):
     exit_code = 3
 
 
+class RunFailed(RuntimeError):
+    """A run a study script launched stopped with an error; the run has already said why.
+
+    :func:`run_script` adds one line naming the exit code and exits with it, instead of a
+    traceback over the run's own message.
+    """
+
+    def __init__(self, exit_code: int):
+        super().__init__(f"a fedsim run stopped with exit code {exit_code}; its message is above")
+        self.exit_code = exit_code
+
+
 def run_script(main: Callable[[], object], prog: str) -> int:
     """Run a study script's ``main``; a ConfigError becomes one line on stderr and exit code 2.
 
     For the scripts under ``experiments/`` (the CLI has its own handler): a setting to fix, or
-    a study folder another script holds, is said in one line, not a traceback.
+    a study folder another script holds, is said in one line, not a traceback; a launched run
+    that failed (:class:`RunFailed`) in one line after the run's own, with the run's exit code.
     """
     try:
         main()
     except ConfigError as exc:
         print(f"{prog}: {first_line(exc)}", file=sys.stderr)
         return 2
+    except RunFailed as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return exc.exit_code
     return 0

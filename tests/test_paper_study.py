@@ -62,7 +62,8 @@ def test_summary_table_from_the_compare_package(study: ModuleType, tmp_path: Pat
 
 def test_runs_launch_one_joblib_multirun(study: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
-    monkeypatch.setattr(subprocess, "run", lambda command, **kw: calls.append((command, kw)))
+    monkeypatch.setattr(subprocess, "run",
+                        lambda command, **kw: calls.append((command, kw)) or subprocess.CompletedProcess(command, 0))
     import sweep
 
     sweep.run_sweep(tmp_path, "paper_fmnist_s2", ["random", "hics"], [0, 1], 2, ["num_rounds=50"])
@@ -71,7 +72,19 @@ def test_runs_launch_one_joblib_multirun(study: ModuleType, tmp_path: Path, monk
                            "progress=false", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
                            f"hydra.sweep.dir={tmp_path}", "hydra.sweep.subdir=${sampler.name}_seed${seed}",
                            "num_rounds=50"]
-    assert kwargs["check"] is True
+    assert kwargs["stdout"] is subprocess.DEVNULL
+
+
+def test_a_failed_run_stops_the_script_in_one_line_with_its_exit_code(
+        study: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """The run has already said why (e.g. a missing dataset); the script adds one line, not a traceback."""
+    monkeypatch.setattr(subprocess, "run", lambda command, **kw: subprocess.CompletedProcess(command, 2))
+    import sweep
+    from fedsim.errors import run_script
+
+    code = run_script(lambda: sweep.run_sweep(tmp_path, "paper_fmnist_s2", ["random"], [0]), "study.py")
+    assert code == 2
+    assert capsys.readouterr().err == "study.py: a fedsim run stopped with exit code 2; its message is above\n"
 
 
 def test_no_runs(study: ModuleType, tmp_path: Path) -> None:
