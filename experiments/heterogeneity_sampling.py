@@ -101,7 +101,12 @@ def most_balanced(groups: np.ndarray, alphas: list[float] | None) -> np.ndarray 
 def estimator_quality(run_dir: Path, alphas: list[float] | None, window: int = 25) -> list[dict]:
     """Per round after warm-up: Spearman(estimate, true entropy), Kendall's tau all pairs and
     outside near-single-class pairs (:func:`kendall_outside_ties`), and the AUC of the most
-    balanced group (:func:`most_balanced`; NaN where there is none)."""
+    balanced group (:func:`most_balanced`; NaN where there is none).
+
+    Over the clients the sampler has estimated: every client once warm-up is over, or, under a
+    join schedule (``faults=dynamic_paper``), the clients connected so far; the AUC is NaN
+    while none of the most balanced group has joined.
+    """
     partition = json.loads((run_dir / "partition.json").read_text())
     true = np.asarray(partition["label_entropy"], dtype=float)
     groups = np.asarray(partition.get("groups") or [0] * len(true))
@@ -109,14 +114,25 @@ def estimator_quality(run_dir: Path, alphas: list[float] | None, window: int = 2
     out = []
     for row in read_jsonl(run_dir / "sampler.jsonl"):
         estimate = estimates(row)
-        if estimate is None or np.isnan(estimate).any():  # after warm-up only: every client estimated
+        if estimate is None or not after_warmup(row, estimate):
             continue
+        known = ~np.isnan(estimate)
+        estimate, truth = estimate[known], true[known]
+        separable = balanced is not None and 0 < balanced[known].sum() < known.sum()
         out.append({"round": row["round"], "window": (row["round"] - 1) // window,
-                    "spearman": spearmanr(estimate, true).statistic,
-                    "kendall": kendalltau(estimate, true).statistic,
-                    "kendall_outside": kendall_outside_ties(estimate, true),
-                    "auc": np.nan if balanced is None else roc_auc_score(balanced, estimate)})
+                    "spearman": spearmanr(estimate, truth).statistic,
+                    "kendall": kendalltau(estimate, truth).statistic,
+                    "kendall_outside": kendall_outside_ties(estimate, truth),
+                    "auc": roc_auc_score(balanced[known], estimate) if separable else np.nan})
     return out
+
+
+def after_warmup(row: dict, estimate: np.ndarray) -> bool:
+    """Whether a sampler record is past warm-up: its phase says so where it has one (a join
+    schedule leaves the clients not yet connected unestimated), else every client is estimated."""
+    if "phase" in row:
+        return row["phase"] != "warmup" and not np.isnan(estimate).all()
+    return not np.isnan(estimate).any()
 
 
 def plot_estimator_quality(table: pd.DataFrame, path: Path) -> None:

@@ -114,6 +114,24 @@ def test_estimator_quality_scores_rounds_after_warm_up_and_no_auc_for_one_alpha(
     assert all(np.isnan(r["auc"]) for r in study.estimator_quality(run, [0.001, 0.001]))
 
 
+def test_estimator_quality_under_a_join_schedule_scores_the_connected_clients(study, tmp_path: Path) -> None:
+    """faults=dynamic_paper: clients not yet connected have no estimate after warm-up; the rounds
+    are scored over those estimated, with no AUC until the most balanced group has joined."""
+    run = tmp_path / "run"
+    run.mkdir()
+    true = [0.0, 0.5, 0.8, 1.2, 1.5]
+    (run / "partition.json").write_text(json.dumps({"label_entropy": true, "groups": [0, 0, 0, 1, 1]}))
+    rows = [{"round": 1, "phase": "warmup", "entropy": [0.1, None, None, None, None]},
+            {"round": 2, "phase": "cluster", "entropy": [0.1, 0.6, 0.7, None, None]},
+            {"round": 3, "phase": "cluster", "entropy": [0.1, 0.6, 0.7, None, 1.4]},
+            {"round": 4, "phase": "warmup", "entropy": [0.1, 0.6, 0.7, 1.0, 1.4]}]
+    (run / "sampler.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    scored = study.estimator_quality(run, [0.001, 0.2])
+    assert [r["round"] for r in scored] == [2, 3]  # warm-up rounds are left out, estimated or not
+    assert scored[0]["spearman"] == 1.0 and np.isnan(scored[0]["auc"])  # the balanced group has not joined
+    assert scored[1]["auc"] == 1.0
+
+
 def test_client_cost_counts_what_a_sampler_asks_beyond_training(study, tmp_path: Path) -> None:
     """client_cost.md: per sampler, the mean per round over rounds and seeds of metrics.jsonl's cost fields."""
     import pandas as pd
