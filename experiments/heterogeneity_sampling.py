@@ -114,9 +114,8 @@ def estimator_quality(run_dir: Path, alphas: list[float] | None, window: int = 2
     out = []
     for row in read_jsonl(run_dir / "sampler.jsonl"):
         estimate = estimates(row)
-        if estimate is None or not after_warmup(row, estimate):
+        if estimate is None or not after_warmup(row, known := ~np.isnan(estimate)):
             continue
-        known = ~np.isnan(estimate)
         estimate, truth = estimate[known], true[known]
         separable = balanced is not None and 0 < balanced[known].sum() < known.sum()
         out.append({"round": row["round"], "window": (row["round"] - 1) // window,
@@ -127,12 +126,13 @@ def estimator_quality(run_dir: Path, alphas: list[float] | None, window: int = 2
     return out
 
 
-def after_warmup(row: dict, estimate: np.ndarray) -> bool:
-    """Whether a sampler record is past warm-up: its phase says so where it has one (a join
-    schedule leaves the clients not yet connected unestimated), else every client is estimated."""
+def after_warmup(row: dict, known: np.ndarray) -> bool:
+    """Whether a sampler record is past warm-up, given which clients it has a value for
+    (``known``): its phase says so where it has one (a join schedule leaves the clients not yet
+    connected without one), else every client has a value."""
     if "phase" in row:
-        return row["phase"] != "warmup" and not np.isnan(estimate).all()
-    return not np.isnan(estimate).any()
+        return row["phase"] != "warmup" and bool(known.any())
+    return bool(known.all())
 
 
 def plot_estimator_quality(table: pd.DataFrame, path: Path) -> None:
@@ -345,25 +345,34 @@ def trained_class_shares(study, picks: dict[str, dict[int, list[int]]] | None = 
 
 
 def cluster_size_and_picks(run_dir: Path, picks: dict[int, list[int]]) -> dict | None:
-    """For a clustering sampler's run, over the rounds after warm-up (every client estimated and
-    clustered): each client's mean cluster size, mean estimate and picks (``picks``: round ->
-    aggregated clients); Spearman correlations over all clients and over the :data:`ALIKE` ones.
-    None for a sampler that records no clusters."""
+    """For a clustering sampler's run, over the rounds after warm-up: each client's mean cluster
+    size, mean estimate and picks (``picks``: round -> aggregated clients) over the rounds it was
+    clustered in (every round, unless a join schedule connected it later; clients never
+    connected are left out); Spearman correlations over those clients and over the
+    :data:`ALIKE` ones among them. None for a sampler that records no clusters."""
     true = np.asarray(json.loads((run_dir / "partition.json").read_text())["label_entropy"], dtype=float)
-    sizes, estimate, count = [], [], np.zeros(len(true))
+    size, estimate, rounds_in, count = (np.zeros(len(true)) for _ in range(4))
+    rounds = 0
     for row in read_jsonl(run_dir / "sampler.jsonl"):
         entropy, cluster = estimates(row), row.get("cluster")
-        if entropy is None or cluster is None or np.isnan(entropy).any() or None in cluster:
-            continue  # warm-up, or a client not yet clustered
-        cluster = np.asarray(cluster, dtype=int)
-        sizes.append(np.bincount(cluster)[cluster])
-        estimate.append(entropy)
+        if entropy is None or cluster is None:
+            continue
+        known = ~np.isnan(entropy) & np.asarray([c is not None for c in cluster])
+        if not after_warmup(row, known):
+            continue  # warm-up, or (records without a phase) a client not yet clustered
+        labels = np.asarray(cluster, dtype=object)[known].astype(int)
+        size[known] += np.bincount(labels)[labels]
+        estimate[known] += entropy[known]
+        rounds_in[known] += 1
         np.add.at(count, picks.get(row["round"], []), 1)
-    if not sizes:
+        rounds += 1
+    clustered = rounds_in > 0
+    if not rounds:
         return None
-    size, estimate = np.mean(sizes, axis=0), np.mean(estimate, axis=0)
+    size, estimate, count, true = (v[clustered] for v in (size / np.maximum(rounds_in, 1),
+                                                          estimate / np.maximum(rounds_in, 1), count, true))
     alike = np.abs(true - np.median(true)) <= ALIKE
-    return {"rounds": len(sizes), "alike": int(alike.sum()),
+    return {"rounds": rounds, "alike": int(alike.sum()),
             "size range": f"{size.min():.1f}-{size.max():.1f}", "picks range": f"{count.min():.0f}-{count.max():.0f}",
             "size~picks (all)": spearmanr(size, count).statistic,
             "size~picks (alike)": spearmanr(size[alike], count[alike]).statistic,

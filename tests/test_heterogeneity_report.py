@@ -213,6 +213,13 @@ def test_draw_balance_shares_trained_classes_and_ties_picks_to_cluster_size(stud
     row = study.cluster_size_and_picks(run, {t: [c for c in cs if not (t == 4 and c == 2)] for t, cs in picks.items()})
     assert row["rounds"] == 3 and row["alike"] == 4 and row["size range"] == "1.0-3.0" and row["picks range"] == "0-3"
     assert row["size~picks (all)"] < -0.7  # client 3 (cluster of one) picked 3 times in rounds 2-4
+    joined = [{"round": 1, "phase": "warmup", "entropy": [0.1, None, None, None], "cluster": [None] * 4}]
+    joined += [{"round": t, "phase": "cluster", "entropy": [0.1, 0.2, 0.3, None], "cluster": [0, 0, 1, None]}
+               for t in (2, 3, 4)]  # a join schedule: client 3 never connects
+    (run / "sampler.jsonl").write_text("".join(json.dumps(r) + "\n" for r in joined))
+    row = study.cluster_size_and_picks(run, {2: [2, 0], 3: [2, 1], 4: [2, 0]})
+    assert row["rounds"] == 3 and row["alike"] == 3 and row["size range"] == "1.0-2.0" and row["picks range"] == "1-3"
+    assert row["size~picks (all)"] < -0.8  # over the three connected clients: client 2 alone, picked every round
     (run / "sampler.jsonl").write_text(json.dumps({"round": 1, "entropy": [0.1, 0.2, 0.3, 0.6]}) + "\n")
     assert study.cluster_size_and_picks(run, picks) is None  # a sampler that records no clusters
     text = study.write_draw_balance(tmp_path, records).read_text()

@@ -181,22 +181,22 @@ def test_readme_quotes_setting_3_as_generated():
 D01 = ROOT / "experiments" / "results" / "heterogeneity_dirichlet01"
 
 
-def assert_variant_rows(study: Path, section: str) -> None:
+def assert_variant_rows(study: Path, section: str, seeds: int = 10) -> None:
     """A wider setting's table in the report: the variant's rounds-to-75% ratios (headline.md) and
-    accuracy and coverage readings, each row as generated, at 10 paired seeds."""
+    accuracy and coverage readings, each row as generated, at ``seeds`` paired seeds."""
     for label, table, metric in (("rounds to 75% (raw), random / variant", "headline.md", "rounds to target (raw)"),
                                  ("rounds to 75% (trailing mean of 5), random / variant", "headline.md",
                                   "rounds to target (smoothed)"), *ACCURACY_AND_COVERAGE):
-        _, _, seeds, estimate, p, holm, verdict = table_rows(study / table)[("hics_diverse", metric)]
-        assert seeds == "10", metric
+        _, _, paired, estimate, p, holm, verdict = table_rows(study / table)[("hics_diverse", metric)]
+        assert paired == str(seeds), metric
         assert f"| {label} | {estimate.split(' (')[0]} | {p}, {holm} | {verdict} |" in section, metric
 
 
-def runs_at_target(study: Path) -> dict[str, tuple[str, str]]:
+def runs_at_target(study: Path, seeds: int = 10) -> dict[str, tuple[str, str]]:
     """comparison.md's runs that reached 75% (single rounds, trailing mean) for random and the
-    variant, 10 seeds each."""
+    variant, ``seeds`` seeds each."""
     rows = table_rows(study / "comparison.md")
-    return {s: (rows[(s, "10")][5], rows[(s, "10")][9]) for s in ("random", "hics_diverse")}
+    return {s: (rows[(s, str(seeds))][5], rows[(s, str(seeds))][9]) for s in ("random", "hics_diverse")}
 
 
 def test_dirichlet01_is_quoted_as_generated():
