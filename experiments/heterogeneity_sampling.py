@@ -335,7 +335,7 @@ def trained_class_shares(study, picks: dict[str, dict[int, list[int]]] | None = 
     ``picks``: :func:`aggregated_by_run`, when the caller has it already."""
     histograms, picks = label_histograms(study), picks or aggregated_by_run(study)
     rows = []
-    for run in study.runs.itertuples():
+    for run in study.runs.sort_values("run").itertuples():  # rows (and the paired table) in run-name order
         counts = sum((histograms[run.run][clients].sum(axis=0) for clients in picks.get(run.run, {}).values()),
                      np.zeros(histograms[run.run].shape[1]))
         share = counts / counts.sum()

@@ -224,3 +224,20 @@ def test_draw_balance_shares_trained_classes_and_ties_picks_to_cluster_size(stud
     assert study.cluster_size_and_picks(run, picks) is None  # a sampler that records no clusters
     text = study.write_draw_balance(tmp_path, records).read_text()
     assert "| hics_diverse | 0.571 | 0.429 | 0.143 |" in text
+
+
+def test_the_committed_setting_1_selection_tables_are_regenerated_from_its_archive(study, tmp_path: Path) -> None:
+    """Four samplers: the tables' row order (run-name order) and every number as committed."""
+    import shutil
+
+    from fedsim.results.archive import ARCHIVE, unpacked
+
+    results = EXPERIMENTS / "results" / "heterogeneity_s1"
+    if not (results / ARCHIVE).exists():
+        pytest.skip("setting 1 is not packed in this checkout")
+    shutil.copy(results / ARCHIVE, tmp_path / ARCHIVE)
+    with unpacked(tmp_path) as root:
+        records = study.load([root]).finished()
+        for write in (study.write_draw_balance, study.write_class_coverage):
+            made = write(root, records).read_text().split("\n", 1)[1]  # below the line naming the command
+            assert made == (results / f"{write.__name__.removeprefix('write_')}.md").read_text().split("\n", 1)[1]
