@@ -201,7 +201,7 @@ def runs_at_target(study: Path, seeds: int = 10) -> dict[str, tuple[str, str]]:
 
 def test_dirichlet01_is_quoted_as_generated():
     """The Dirichlet(0.1) table: headline.md's and class_coverage.md's rows for the variant."""
-    section = report_section("### Dirichlet(0.1)", "### Shards")
+    section = report_section("### Dirichlet(0.1)", "### Dirichlet(0.3)")
     headline = table_rows(D01 / "headline.md")
     assert_variant_rows(D01, section)
     oracle = [row for key, row in headline.items() if key[0] == "hics_oracle"]
@@ -340,3 +340,43 @@ def test_readme_quotes_unreliable_as_generated():
     assert (f"the variant reaches 75% {speed[3].split(' (')[0]} times sooner than random and is "
             f"{accuracy[3].split(' (')[0]} higher in mean accuracy, both better (Holm p {speed[5]}, {accuracy[5]})") in readme
     assert speed[6] == accuracy[6] == "better"
+
+
+D03 = ROOT / "experiments" / "results" / "heterogeneity_dirichlet03"
+
+
+def test_dirichlet03_is_quoted_as_generated():
+    """The Dirichlet(0.3) table and its reading: headline.md, class_coverage.md, draw_balance.md,
+    comparison.md, population.md, estimator_quality.md, selection_health.md."""
+    section = report_section("### Dirichlet(0.3)", "### Shards")
+    assert_variant_rows(D03, section)
+    _, seeds, spread, p, holm, verdict = next(r for r in draw_balance(D03 / "draw_balance.md")["spread"]
+                                              if r[0] == "hics_diverse")
+    assert seeds == "10" and f"| class-share spread over the run | {spread} | {p}, {holm} | {verdict} |" in section
+    reached = runs_at_target(D03)
+    assert all(r == ("10/10", "10/10") for r in reached.values()) and "(10/10 each, `comparison.md`)" in section
+    sizes = [line.split(" | ")[1] for line in (D03 / "population.md").read_text().splitlines()
+             if line.startswith("| ") and line[2].isdigit()]
+    low, high = min(int(s.split("-")[0]) for s in sizes), max(int(s.split("-")[1]) for s in sizes)
+    assert len(sizes) == 10 and f"sizes span {low:,}-{high:,} examples" in section
+    means = [float(line.split(" | ")[3]) for line in (D03 / "estimator_quality.md").read_text().splitlines()
+             if line.startswith("| hics_diverse")]
+    assert f"Spearman with the true entropies {min(means):.2f}-{max(means):.2f}" in section
+    size_picks = [float(r[6]) for r in draw_balance(D03 / "draw_balance.md")["clusters"] if r[0] == "hics_diverse"]
+    assert len(size_picks) == 10 and f"from {min(size_picks):+.2f} to {max(size_picks):+.2f} over all clients" in section
+    fewest = {s: [int(line.split(" | ")[2]) for line in (D03 / "selection_health.md").read_text().splitlines()
+                  if line.startswith(f"| {s} |")] for s in ("hics_diverse", "random")}
+    assert set(fewest["hics_diverse"]) == {100} and len(fewest["random"]) == 10
+    assert f"100 distinct clients in every 50-round window, random {min(fewest['random'])}-{max(fewest['random'])}" in section
+    headline = table_rows(D03 / "headline.md")
+    low, high = headline[("hics_diverse", "mean accuracy (AUC/R)")][3].split("[")[1].split("]")[0].split(", ")
+    assert f"at most {abs(float(low)):.3f} below random's and at most {float(high):.3f} above it" in section
+
+
+def test_readme_quotes_dirichlet03_as_generated():
+    rows = table_rows(D03 / "headline.md")
+    speed, accuracy = rows[("hics_diverse", "rounds to target (raw)")], rows[("hics_diverse", "mean accuracy (AUC/R)")]
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert (f"the variant and random cannot be told apart: mean accuracy over 200 rounds {accuracy[3].split(' (')[0]}, "
+            f"rounds to 75% {speed[3].split(' (')[0]} (random / variant)") in readme
+    assert speed[6].startswith("not distinguishable") and accuracy[6].startswith("not distinguishable")
