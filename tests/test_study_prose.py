@@ -326,7 +326,7 @@ UNRELIABLE = ROOT / "experiments" / "results" / "heterogeneity_unreliable"
 
 def test_unreliable_is_quoted_as_generated():
     """Setting 2 with faults=unreliable: headline.md's and class_coverage.md's rows, comparison.md's counts."""
-    section = report_section("### Setting 2 with unreliable clients", "### Not run yet")
+    section = report_section("### Setting 2 with unreliable clients", "### Setting 2 with the paper's dynamic")
     assert_variant_rows(UNRELIABLE, section)
     reached = runs_at_target(UNRELIABLE)
     assert reached["random"][0] == reached["hics_diverse"][0] == "10/10"
@@ -380,3 +380,23 @@ def test_readme_quotes_dirichlet03_as_generated():
     assert (f"the variant and random cannot be told apart: mean accuracy over 200 rounds {accuracy[3].split(' (')[0]}, "
             f"rounds to 75% {speed[3].split(' (')[0]} (random / variant)") in readme
     assert speed[6].startswith("not distinguishable") and accuracy[6].startswith("not distinguishable")
+
+
+DYNAMIC = ROOT / "experiments" / "results" / "heterogeneity_dynamic"
+
+
+def test_dynamic_look_is_quoted_as_generated():
+    """fmnist_s2_dynamic at the seeds run so far: headline.md's and class_coverage.md's rows and
+    comparison.md's counts, with the seed count the section names."""
+    section = report_section("### Setting 2 with the paper's dynamic availability", "### Not run yet")
+    seeds = int(table_rows(DYNAMIC / "headline.md")[("hics_diverse", "mean accuracy (AUC/R)")][2])
+    assert f"a look at {seeds} paired seeds" in section and f"seeds 0-{seeds - 1}" in section
+    assert_variant_rows(DYNAMIC, section, seeds)
+    reached = runs_at_target(DYNAMIC, seeds)
+    assert (f"{reached['random'][0]} of random's runs and {reached['hics_diverse'][0]} of the variant's reached 75% "
+            f"in a single round, {reached['random'][1]} and {reached['hics_diverse'][1]} on the trailing mean") in section
+    clusters = [float(r[6]) for r in draw_balance(DYNAMIC / "draw_balance.md")["clusters"] if r[0] == "hics_diverse"]
+    assert len(clusters) == seeds and f"clients -{abs(max(clusters)):.2f} to -{abs(min(clusters)):.2f} per seed" in section
+    late = [line.split(" | ") for line in (DYNAMIC / "estimator_quality.md").read_text().splitlines()
+            if line.startswith("| hics_diverse | 76-100 |")]
+    assert len(late) == 1 and f"falls to {late[0][3]} in rounds 76-100" in section
