@@ -366,9 +366,9 @@ def cluster_size_and_picks(run_dir: Path, picks: dict[int, list[int]]) -> dict |
         rounds_in[known] += 1
         np.add.at(count, picks.get(row["round"], []), 1)
         rounds += 1
-    clustered = rounds_in > 0
     if not rounds:
         return None
+    clustered = rounds_in > 0
     size, estimate, count, true = (v[clustered] for v in (size / np.maximum(rounds_in, 1),
                                                           estimate / np.maximum(rounds_in, 1), count, true))
     alike = np.abs(true - np.median(true)) <= ALIKE
