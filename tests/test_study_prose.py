@@ -368,6 +368,10 @@ def test_dirichlet03_is_quoted_as_generated():
                   if line.startswith(f"| {s} |")] for s in ("hics_diverse", "random")}
     assert set(fewest["hics_diverse"]) == {100} and len(fewest["random"]) == 10
     assert f"100 distinct clients in every 50-round window, random {min(fewest['random'])}-{max(fewest['random'])}" in section
+    covered = [float(line.split(" | ")[4]) for line in (D03 / "class_coverage.md").read_text().splitlines()
+               if line.startswith("| random | ") and "-" in line.split(" | ")[1]]
+    assert len(covered) == 4 and f"covers about 8 of the 10 classes (`class_coverage.md`: " \
+                                 f"{min(covered):.2f}-{max(covered):.2f} per 50-round block)" in section
     headline = table_rows(D03 / "headline.md")
     low, high = headline[("hics_diverse", "mean accuracy (AUC/R)")][3].split("[")[1].split("]")[0].split(", ")
     assert f"at most {abs(float(low)):.3f} below random's and at most {float(high):.3f} above it" in section
