@@ -59,7 +59,7 @@ def test_variant_against_fedcor_is_quoted_as_generated():
     assert rows[("hics_diverse", "rounds to target (raw)")][6] == "better"
     oracle = rows[("hics_oracle", "rounds to target (raw)")][3].split(" (")[0]
     assert f"The oracle, for scale: {oracle}." in text
-    readme = " ".join((ROOT / "README.md").read_text().split())
+    readme = readme_text()
     speed = rows[("hics_diverse", "rounds to target (raw)")]
     accuracy = rows[("hics_diverse", "mean accuracy (AUC/R)")]
     assert (f"reaches 75% {speed[3].split(' (')[0]} times sooner (FedCor / variant) and is "
@@ -74,7 +74,7 @@ def test_client_cost_is_quoted_as_generated():
     assert f"({variant[1]} KiB per round)" in text
     assert f"{fedcor[2]} extra messages (loss reports), {fedcor[3]} KiB and {fedcor[4]} examples" in text
     assert variant[2] == variant[3] == variant[4] == "0.0" and "asks for 0.0 of each" in text
-    readme = " ".join((ROOT / "README.md").read_text().split())
+    readme = readme_text()
     assert f"FedCor asks clients for {fedcor[2]} extra messages and {fedcor[4]} examples" in readme
 
 
@@ -124,6 +124,30 @@ def report_section(start: str, stop: str) -> str:
     return text[text.index(start):text.index(stop)]
 
 
+def readme_text() -> str:
+    """README.md, whitespace collapsed (quotes may wrap across lines)."""
+    return " ".join((ROOT / "README.md").read_text().split())
+
+
+def variant_readings(study: Path) -> tuple[list[str], list[str]]:
+    """headline.md's rows for the variant: rounds to 75% (raw) and mean accuracy."""
+    rows = table_rows(study / "headline.md")
+    return rows[("hics_diverse", "rounds to target (raw)")], rows[("hics_diverse", "mean accuracy (AUC/R)")]
+
+
+def size_span(study: Path) -> tuple[int, int, int]:
+    """population.md: the smallest and largest client over all seeds, and how many seeds."""
+    sizes = [line.split(" | ")[1] for line in (study / "population.md").read_text().splitlines()
+             if line.startswith("| ") and line[2].isdigit()]
+    return min(int(s.split("-")[0]) for s in sizes), max(int(s.split("-")[1]) for s in sizes), len(sizes)
+
+
+def spearman_means(study: Path) -> list[float]:
+    """estimator_quality.md: the variant's mean Spearman per 25-round window."""
+    return [float(line.split(" | ")[3]) for line in (study / "estimator_quality.md").read_text().splitlines()
+            if line.startswith("| hics_diverse")]
+
+
 # (row label in the report, generated table, metric) of the accuracy and coverage readings
 ACCURACY_AND_COVERAGE = (("mean accuracy over 200 rounds", "headline.md", "mean accuracy (AUC/R)"),
                          ("last 10 rounds", "headline.md", "final-window accuracy"),
@@ -171,7 +195,7 @@ def test_setting_3_volatility_and_runs_at_75_are_quoted_as_generated():
 def test_readme_quotes_setting_3_as_generated():
     rows = table_rows(S3 / "headline.md")
     cells = {s: rows[(s, "mean accuracy (AUC/R)")] for s in ("hics", "hics_oracle", "hics_diverse")}
-    readme = " ".join((ROOT / "README.md").read_text().split())
+    readme = readme_text()
     quoted = (f"paper HiCS-FL {cells['hics'][3].split(' (')[0]}, the oracle {cells['hics_oracle'][3].split(' (')[0]}, "
               f"the variant {cells['hics_diverse'][3].split(' (')[0]}; Holm p {cells['hics'][5]} each")
     assert quoted in readme
@@ -210,13 +234,9 @@ def test_dirichlet01_is_quoted_as_generated():
     for sampler in ("random", "hics_diverse"):
         assert reached[(sampler, "10")][5] == reached[(sampler, "10")][9] == "10/10", sampler
     assert "(10/10 each, `comparison.md`)" in section
-    sizes = [line.split(" | ")[1] for line in (D01 / "population.md").read_text().splitlines()
-             if line.startswith("| ") and line[2].isdigit()]
-    low, high = min(int(s.split("-")[0]) for s in sizes), max(int(s.split("-")[1]) for s in sizes)
+    low, high, _ = size_span(D01)
     assert f"sizes span {low:,}-{high:,} examples" in section
-    quality = [line.split(" | ") for line in (D01 / "estimator_quality.md").read_text().splitlines()
-               if line.startswith("| hics_diverse")]
-    means = [float(r[3]) for r in quality]
+    means = spearman_means(D01)
     assert f"Spearman with the true entropies {min(means):.2f}-{max(means):.2f}" in section
     fewest = [line.split(" | ")[2] for line in (D01 / "selection_health.md").read_text().splitlines()
               if line.startswith("| hics_oracle")]
@@ -267,20 +287,19 @@ def test_shards_is_quoted_as_generated():
 
 
 def test_readme_quotes_dirichlet01_as_generated():
-    rows = table_rows(D01 / "headline.md")
-    speed, accuracy = rows[("hics_diverse", "rounds to target (raw)")], rows[("hics_diverse", "mean accuracy (AUC/R)")]
-    readme = " ".join((ROOT / "README.md").read_text().split())
+    speed, accuracy = variant_readings(D01)
+    readme = readme_text()
     assert (f"the variant reaches 75% {speed[3].split(' (')[0]} times sooner than random (random / variant) and is "
             f"{accuracy[3].split(' (')[0]} higher in mean accuracy over 200 rounds, both better "
             f"(Holm p {speed[5]}, {accuracy[5]})") in readme
     assert speed[6] == accuracy[6] == "better"
-    assert rows[("hics_diverse", "final-window accuracy")][6].startswith("not distinguishable")
+    assert table_rows(D01 / "headline.md")[("hics_diverse", "final-window accuracy")][6].startswith("not distinguishable")
 
 
 def test_readme_quotes_shards_as_generated():
     rows = table_rows(SHARDS / "headline.md")
     accuracy, smoothed = rows[("hics_diverse", "mean accuracy (AUC/R)")], rows[("hics_diverse", "rounds to target (smoothed)")]
-    readme = " ".join((ROOT / "README.md").read_text().split())
+    readme = readme_text()
     assert (f"mean accuracy over 200 rounds {accuracy[3].split(' (')[0]} (Holm p {accuracy[5]}), and it reaches 75% "
             f"on the trailing mean of 5 rounds {smoothed[3].split(' (')[0]} times as fast (Holm p {smoothed[5]})") in readme
     assert accuracy[6] == smoothed[6] == "worse"
@@ -334,9 +353,8 @@ def test_unreliable_is_quoted_as_generated():
 
 
 def test_readme_quotes_unreliable_as_generated():
-    rows = table_rows(UNRELIABLE / "headline.md")
-    speed, accuracy = rows[("hics_diverse", "rounds to target (raw)")], rows[("hics_diverse", "mean accuracy (AUC/R)")]
-    readme = " ".join((ROOT / "README.md").read_text().split())
+    speed, accuracy = variant_readings(UNRELIABLE)
+    readme = readme_text()
     assert (f"the variant reaches 75% {speed[3].split(' (')[0]} times sooner than random and is "
             f"{accuracy[3].split(' (')[0]} higher in mean accuracy, both better (Holm p {speed[5]}, {accuracy[5]})") in readme
     assert speed[6] == accuracy[6] == "better"
@@ -355,12 +373,9 @@ def test_dirichlet03_is_quoted_as_generated():
     assert seeds == "10" and f"| class-share spread over the run | {spread} | {p}, {holm} | {verdict} |" in section
     reached = runs_at_target(D03)
     assert all(r == ("10/10", "10/10") for r in reached.values()) and "(10/10 each, `comparison.md`)" in section
-    sizes = [line.split(" | ")[1] for line in (D03 / "population.md").read_text().splitlines()
-             if line.startswith("| ") and line[2].isdigit()]
-    low, high = min(int(s.split("-")[0]) for s in sizes), max(int(s.split("-")[1]) for s in sizes)
-    assert len(sizes) == 10 and f"sizes span {low:,}-{high:,} examples" in section
-    means = [float(line.split(" | ")[3]) for line in (D03 / "estimator_quality.md").read_text().splitlines()
-             if line.startswith("| hics_diverse")]
+    low, high, seeds_seen = size_span(D03)
+    assert seeds_seen == 10 and f"sizes span {low:,}-{high:,} examples" in section
+    means = spearman_means(D03)
     assert f"Spearman with the true entropies {min(means):.2f}-{max(means):.2f}" in section
     size_picks = [float(r[6]) for r in draw_balance(D03 / "draw_balance.md")["clusters"] if r[0] == "hics_diverse"]
     assert len(size_picks) == 10 and f"from {min(size_picks):+.2f} to {max(size_picks):+.2f} over all clients" in section
@@ -378,9 +393,8 @@ def test_dirichlet03_is_quoted_as_generated():
 
 
 def test_readme_quotes_dirichlet03_as_generated():
-    rows = table_rows(D03 / "headline.md")
-    speed, accuracy = rows[("hics_diverse", "rounds to target (raw)")], rows[("hics_diverse", "mean accuracy (AUC/R)")]
-    readme = " ".join((ROOT / "README.md").read_text().split())
+    speed, accuracy = variant_readings(D03)
+    readme = readme_text()
     assert (f"the variant and random cannot be told apart: mean accuracy over 200 rounds {accuracy[3].split(' (')[0]}, "
             f"rounds to 75% {speed[3].split(' (')[0]} (random / variant)") in readme
     assert speed[6].startswith("not distinguishable") and accuracy[6].startswith("not distinguishable")
