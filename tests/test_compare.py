@@ -88,7 +88,9 @@ def test_runs_of_two_stream_versions_in_one_setting_are_flagged(tmp_path: Path, 
     summary.write_text(summary.read_text().replace("{", '{"streams_version": 2, ', 1))
     assert main([str(tmp_path), "--no-plots"]) == 0
     assert "(seeds 0) mix runs of fedsim before and after 0.2.0" in capsys.readouterr().err
-    assert compare([tmp_path], plots=False)["mixed_streams"][0].endswith("(seeds 0)")
+    mixed = compare([tmp_path], plots=False)
+    assert mixed["mixed_streams"][0].endswith("(seeds 0)")
+    assert mixed["paired"].empty  # the only seed's runs differ in version: no pair
 
 
 def test_seeds_drawn_wholly_on_one_stream_version_each_are_paired(tmp_path: Path) -> None:
@@ -106,3 +108,5 @@ def test_seeds_drawn_wholly_on_one_stream_version_each_are_paired(tmp_path: Path
     assert compare([tmp_path], plots=False)["mixed_streams"] == [
         f"`{result['study'].runs['setting'].iloc[0]}` (seeds 1)"]
     assert "**Not paired:**" in (tmp_path / "comparison.md").read_text()
+    pairs = compare([tmp_path], plots=False)["paired"]
+    assert set(pairs["seeds"]) == {"0"} and set(pairs["n_pairs"]) == {1}  # seed 1 mixes versions: left out

@@ -46,7 +46,9 @@ def compare(paths: Sequence[str | Path], *, target: float = 0.75, smooth: int = 
         return result
     per_run = metrics.per_run(done, target, smooth, final_window)
     summary = metrics.summarize(per_run)
-    paired = stats.paired(per_run, baseline, effects=effects)
+    # pairs only runs drawn with the same random streams (per_run.csv keeps its columns)
+    streams = per_run.merge(done.runs[["run", "streams_version"]], on="run", how="left")
+    paired = stats.paired(streams, baseline, effects=effects)
     health = metrics.selection_health(done, window)
     selection = metrics.selection_summary(health) if not health.empty else health
     fewest = metrics.fewest_distinct(done, window)

@@ -172,7 +172,8 @@ def to_markdown(summary: pd.DataFrame, paired: pd.DataFrame, selection: pd.DataF
         "sign-flip p cannot go below 2/2^n (0.25 for 3 seeds).",
         "",
     ] + [f"**Not paired:** the runs of {s} mix random-stream versions (fedsim before and after 0.2.0) under one "
-         f"seed, so that seed did not give them the same partition, initial model and client streams." for s in mixed_streams] \
+         f"seed, so that seed did not give them the same partition, initial model and client streams; the paired "
+         f"tables leave out the pairs whose runs differ in version (rerun the older runs to pair them)." for s in mixed_streams] \
         + ([""] if mixed_streams else [])
     for setting in dict.fromkeys(summary["setting"]):
         s = summary[summary["setting"] == setting]

@@ -1,6 +1,9 @@
 """Paired comparison of each sampler against a baseline sampler, pairing runs by seed.
 
-For every (setting, metric, sampler != baseline), with the seeds both have:
+For every (setting, metric, sampler != baseline), with the seeds both have (where the table
+has a ``streams_version`` column, only the seeds at which both runs were drawn with the same
+random streams: runs of fedsim before and after 0.2.0 under one seed saw different partitions,
+initial models and client streams, so they are not a pair):
 
 - per-seed differences ``sampler - baseline`` and their mean with a 95% t-interval
   (``scipy.stats.t``, n - 1 degrees of freedom);
@@ -138,6 +141,14 @@ def parse_effect(text: str) -> tuple[str, float]:
     return "difference", value
 
 
+def same_streams(mine: pd.DataFrame, base: pd.DataFrame, seed) -> bool:
+    """Whether the two runs at ``seed`` (rows indexed by seed) were drawn with the same random
+    streams; true when the tables do not say (no ``streams_version`` column)."""
+    if "streams_version" not in mine.columns or "streams_version" not in base.columns:
+        return True
+    return mine.at[seed, "streams_version"] == base.at[seed, "streams_version"]
+
+
 def paired(per_run_table: pd.DataFrame, baseline: str = "random", metrics: Sequence[Metric] = METRICS,
            effects: Sequence[str] = ("1.5x", "0.01"), confidence: float = 0.95) -> pd.DataFrame:
     """The paired-comparison table (one row per setting x metric x sampler), see module docstring."""
@@ -155,7 +166,8 @@ def paired(per_run_table: pd.DataFrame, baseline: str = "random", metrics: Seque
             block = []
             for sampler in others:
                 mine = g[g["sampler"] == sampler].drop_duplicates("seed").set_index("seed")
-                seeds = sorted((s for s in mine.index if s in base.index), key=seed_key)
+                seeds = sorted((s for s in mine.index if s in base.index and same_streams(mine, base, s)),
+                               key=seed_key)
                 if not seeds:
                     continue
                 x = mine.loc[seeds, metric.column].to_numpy(dtype=float)
