@@ -281,6 +281,16 @@ def cohort_labels(study) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def with_streams(per_run: pd.DataFrame, study) -> pd.DataFrame:
+    """``per_run`` (one row per sampler and seed of one setting) ready for :func:`paired`: with
+    each run's ``streams_version``, so that runs drawn with different random streams under one
+    seed are not paired (as in fedsim-compare's own tables)."""
+    if "streams_version" not in study.runs.columns:  # a table built by hand, without versions
+        return per_run.assign(setting="")
+    streams = study.runs[["sampler", "seed", "streams_version"]].drop_duplicates(["sampler", "seed"])
+    return per_run.merge(streams, on=["sampler", "seed"], how="left").assign(setting="")
+
+
 def write_class_coverage(out: Path, study, block: int = 50) -> Path:
     """``class_coverage.md``: per sampler and block of rounds, the label entropy of each round's
     aggregated cohort and the classes it covers (mean over rounds and seeds), and the share of
@@ -295,7 +305,7 @@ def write_class_coverage(out: Path, study, block: int = 50) -> Path:
         lines.append([sampler, f"{b * block + 1}-{(b + 1) * block}", group["seed"].nunique(),
                       f"{group['entropy'].mean():.3f}", f"{group['covered'].mean():.2f}",
                       f"{(group['covered'] < typical).mean():.2f}"])
-    per_run = table.groupby(["sampler", "seed"], as_index=False)[["entropy", "covered"]].mean().assign(setting="")
+    per_run = with_streams(table.groupby(["sampler", "seed"], as_index=False)[["entropy", "covered"]].mean(), study)
     metrics = [Metric("covered", "classes covered per round", False),
                Metric("entropy", "cohort label entropy", False)]
     against = paired(per_run, metrics=metrics) if "random" in set(per_run["sampler"]) else pd.DataFrame()
@@ -392,7 +402,7 @@ def write_draw_balance(out: Path, study) -> Path:
     classes = [c for c in shares.columns if c.startswith("class ")]
     mix = shares.groupby("sampler")[[*classes, "spread"]].mean().reset_index()
     mix_lines = [[r["sampler"], *(f"{r[c]:.3f}" for c in classes), f"{r['spread']:.3f}"] for _, r in mix.iterrows()]
-    against = paired(shares.assign(setting=""), metrics=[Metric("spread", "class-share spread", True)]) \
+    against = paired(with_streams(shares, study), metrics=[Metric("spread", "class-share spread", True)]) \
         if "random" in set(shares["sampler"]) else pd.DataFrame()
     tests = [[r.sampler, r.n_pairs, f"{r.mean_diff:+.4f} [{r.ci_low:+.4f}, {r.ci_high:+.4f}]", f"{r.p_sign_flip:.3f}",
               f"{r.p_holm:.3f}", r.verdict.replace("better", "narrower").replace("worse", "wider")]

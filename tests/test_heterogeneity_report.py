@@ -183,6 +183,10 @@ def test_class_coverage_pools_the_aggregated_clients_labels_and_pairs_against_ra
     # random covers 2 classes every round (seed 0: 2, 2, 1); hics 1 then 2: differences -0.5, -0.5, -1/6
     assert "| 3 |" in hics and hics.split(" | ")[-1].strip("| ") == "not distinguishable (n=3 seeds)"
     assert "-0.389" in hics
+    # hics seed 2 drawn with other random streams than random's seed 2: not a pair
+    versions = records.runs.assign(streams_version=[1, 1, 1, 1, 1, 2])
+    mixed = study.write_class_coverage(tmp_path, SimpleNamespace(runs=versions, rounds=records.rounds)).read_text()
+    assert "| hics | classes covered per round | 2 | -0.333 [" in mixed  # seeds 0-1: -1/6, -0.5
 
 
 def test_draw_balance_shares_trained_classes_and_ties_picks_to_cluster_size(study, tmp_path: Path) -> None:
