@@ -41,3 +41,29 @@ def test_a_file_that_is_not_a_run_of_the_code_is_refused_in_one_line(parity, tmp
     (tmp_path / "random_seed0.csv").write_bytes(content)
     with pytest.raises(ConfigError, match="not a run of the authors' code"):
         parity.code_curves(tmp_path)
+
+
+def test_fedsim_against_the_code_is_an_unpaired_welch_interval(parity) -> None:
+    """Differences of means with Welch's interval: x = 1, 2, 3 against y = 2, 3, 4 gives -1 with
+    t(0.975, 4 df) * sqrt(1/3 + 1/3) = 2.267 either side, p = 0.29 (t = -1.22); a never-reached run
+    counts as R + 1."""
+    import pandas as pd
+
+    rows = []
+    for study, sampler, values in (("authors_parity", "random_proportional", [1, 2, 3]),
+                                   ("authors_code", "random (authors' code)", [2, 3, 4]),
+                                   ("authors_parity", "hics_reference", [10, float("nan"), 12]),
+                                   ("authors_code", "hics (authors' code)", [11, 13]),
+                                   ("authors_parity_fedsim_defaults", "random_proportional", [0, 0])):
+        for seed, value in enumerate(values):
+            rows.append({"study": study, "sampler": sampler, "seed": seed, "accuracy as": "accuracy_batch_mean",
+                         "first round >= 70%": value, "best": value / 10, "mean": value / 10, "last 10": value / 10})
+    rows.append({**rows[0], "accuracy as": "accuracy", "best": 9.0})  # per example: not the code's count
+    lines = {(r[0], r[2]): r for r in parity.against_code(pd.DataFrame(rows))}
+    assert lines[("random_proportional", "first round >= 70%")][3:] == [3, 3, "2.0", "3.0", "-1.0 [-3.3, +1.3]", "0.29"]
+    assert lines[("random_proportional", "best")][7] == "-0.100 [-0.327, +0.127]"
+    hics = lines[("hics_reference", "first round >= 70%")]
+    assert hics[5] == f"{(10 + 61 + 12) / 3:.1f}"  # never reached: 61
+    # unequal variances: Welch's df = 279.1^2 / (278.1^2 / 2 + 1) = 2.01, t = 4.27, se 16.71 (pooled: -52.9, +84.2)
+    assert hics[7] == "+15.7 [-55.7, +87.1]"
+    assert len(lines) == 8  # two samplers x four measures; the fedsim-defaults study is not compared
