@@ -22,6 +22,9 @@ about half an hour a run on one core. Then writes, next to the records:
   per-batch accuracies, ``accuracy_batch_mean``), the spread (min-max over seeds) per sampler,
   and fedsim against the authors' code per sampler (difference of means over seeds with Welch's
   95% interval: unpaired, since seed s draws another partition and initial model in each);
+- ``group_picks.md``: the random baselines' picks per heterogeneity group, per seed (the code
+  reseeds numpy with the round index every round, so its runs draw nearly one group mix per
+  round whatever the seed; fedsim's streams differ by seed);
 - ``parity_curves.png``: per sampler, the mean curve over seeds with its min-max band.
 
     python experiments/authors_parity.py
@@ -31,6 +34,7 @@ about half an hour a run on one core. Then writes, next to the records:
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -155,6 +159,65 @@ def against_code(runs: pd.DataFrame) -> list[list]:
     return lines
 
 
+CODE_SELECTION = re.compile(r"selection in epoch:\s+(\d+)\s*\n\[([\d\s]+)\]")  # the code's printout
+CODE_GROUP_SIZE = 10  # the code's groups: clients 10 g, ..., 10 g + 9 take the g-th alpha
+ALPHAS = (0.001, 0.002, 0.005, 0.01, 0.2)  # the groups' Dirichlet alphas in this setting, in group order
+RANDOM_BASELINES = {STUDY.name: "random_proportional", CODE.name: "random (authors' code)"}
+LAST_ROUNDS = range(ROUNDS - 9, ROUNDS + 1)
+
+
+def code_selections(folder: Path = CODE) -> pd.DataFrame:
+    """The clients the authors' code picked, from its output beside each run (``<csv>.log``, the
+    lines ``selection in epoch: <e>`` then ``[<clients>]``): one row per run, round (e + 1) and
+    pick, with the pick's group. Read as text only (a file from outside runs no code)."""
+    rows = []
+    for log in sorted(folder.glob("*_seed*.csv.log")):
+        sampler, _, seed = log.name.removesuffix(".csv.log").rpartition("_seed")
+        for epoch, clients in CODE_SELECTION.findall(log.read_text(errors="replace")):
+            rows += [{"study": folder.name, "sampler": f"{sampler} (authors' code)", "seed": int(seed),
+                      "round": int(epoch) + 1, "group": int(client) // CODE_GROUP_SIZE} for client in clients.split()]
+    return pd.DataFrame(rows)
+
+
+def fedsim_selections(folder: Path = STUDY) -> pd.DataFrame:
+    """The clients fedsim picked (``metrics.jsonl``), as :func:`code_selections`, with the group of
+    each client from ``partition.json``."""
+    study = load([folder]).finished()
+    groups = study.runs.set_index("run")["groups"]
+    picks = study.rounds[["run", "sampler", "seed", "round", "selected"]].explode("selected").dropna(subset=["selected"])
+    picks["group"] = [groups[run][int(client)] for run, client in zip(picks["run"], picks["selected"])]
+    return picks.assign(study=folder.name)[["study", "sampler", "seed", "round", "group"]]
+
+
+def write_group_picks(out: Path, picks: pd.DataFrame) -> Path:
+    """``group_picks.md``: per random baseline and seed, picks per heterogeneity group in the last 10
+    rounds and in all rounds, and the rounds whose group mix (picks per group) equals that of
+    the lowest seed's run in the same round: how far runs at different seeds share one sequence
+    of draws."""
+    picks = picks[[RANDOM_BASELINES.get(study) == sampler for study, sampler in zip(picks["study"], picks["sampler"])]]
+    mix = picks.groupby(["study", "sampler", "seed", "round"])["group"].value_counts().unstack(fill_value=0)
+    mix = mix.reindex(columns=range(len(ALPHAS)), fill_value=0)  # a group never picked counts 0
+    lines = []
+    for (study, sampler), runs in mix.groupby(level=["study", "sampler"]):
+        first = runs.xs(runs.index.get_level_values("seed").min(), level="seed").droplevel(["study", "sampler"])
+        for seed, run in runs.groupby(level="seed"):
+            run = run.droplevel(["study", "sampler", "seed"])
+            same = int((run.reindex(first.index, fill_value=0) == first).all(axis=1).sum())
+            lines.append([study, sampler, seed, " / ".join(map(str, run.loc[run.index.isin(LAST_ROUNDS)].sum())),
+                          " / ".join(map(str, run.sum())), f"{same} of {len(run)}"])
+    path = out / "group_picks.md"
+    path.write_text(
+        f"Produced by: `{REPORT_COMMAND}`. The random baselines' picks per heterogeneity group (alphas "
+        f"{' / '.join(map(str, ALPHAS))}, 10 clients each; fedsim's from `metrics.jsonl` and `partition.json`, the "
+        "code's from its printed selections in `<csv>.log`). The code's random server calls "
+        "`np.random.seed(epoch)` before each draw, so at every seed it draws from the same uniforms and, "
+        "with client sizes alike, nearly the same group mix. Last column: rounds whose picks per group "
+        "equal those of the lowest seed's run in the same round.\n\n"
+        + md_table(["study", "sampler", "seed", f"picks per group, rounds {LAST_ROUNDS[0]}-{LAST_ROUNDS[-1]}",
+                    "picks per group, all rounds", "rounds with the lowest seed's group mix"], lines) + "\n")
+    return path
+
+
 def write_parity(out: Path, table: pd.DataFrame) -> Path:
     """``parity.md``: the spread over seeds per study and sampler, fedsim against the authors' code
     (:func:`against_code`), the per-run table and the sampler's phases."""
@@ -220,7 +283,8 @@ def main() -> None:
                       [f"num_rounds={ROUNDS}", "hics.fallback_tree=distances"])
         compare([STUDY], target=TARGET, smooth=5, baseline="random_proportional", out=STUDY)
         table = pd.concat([curves([STUDY, DEFAULTS, FALLBACK_DISTANCES]), code_curves()], ignore_index=True)
-        for path in (write_parity(STUDY, table), plot_parity(STUDY, table)):
+        picks = pd.concat([fedsim_selections(STUDY), code_selections()], ignore_index=True)
+        for path in (write_parity(STUDY, table), write_group_picks(STUDY, picks), plot_parity(STUDY, table)):
             print(path)
     print((STUDY / "parity.md").read_text())
 

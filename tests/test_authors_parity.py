@@ -67,3 +67,21 @@ def test_fedsim_against_the_code_is_an_unpaired_welch_interval(parity) -> None:
     # unequal variances: Welch's df = 279.1^2 / (278.1^2 / 2 + 1) = 2.01, t = 4.27, se 16.71 (pooled: -52.9, +84.2)
     assert hics[7] == "+15.7 [-55.7, +87.1]"
     assert len(lines) == 8  # two samplers x four measures; the fedsim-defaults study is not compared
+
+
+def test_the_codes_picks_are_read_from_its_printout_and_set_against_the_lowest_seed(parity, tmp_path: Path) -> None:
+    folder = tmp_path / "authors_code"
+    folder.mkdir()
+    for seed, rounds in ((0, ["[ 0 11 42]", "[ 5 25 49]"]), (1, ["[ 1 12 43]", "[ 6  7 49]"])):
+        (folder / f"random_seed{seed}.csv.log").write_text("".join(
+            f"random sampling\nselection in epoch:  {epoch}\n{clients}\naccuracy of global test: 0.5\n"
+            for epoch, clients in enumerate(rounds)))
+    (folder / "hics_seed0.csv.log").write_text("selection in epoch:  0\n[30 31 32]\n")  # not a random baseline
+    picks = parity.code_selections(folder)
+    assert sorted(picks[picks["seed"].eq(0) & picks["round"].eq(2)]["group"]) == [0, 2, 4]
+    text = parity.write_group_picks(tmp_path, picks).read_text()
+    rows = {line.split(" | ")[2]: line for line in text.splitlines() if line.startswith("| authors_code")}
+    assert set(rows) == {"0", "1"}
+    # seed 1: round 1 groups 0, 1, 4 as seed 0's; round 2 groups 0, 0, 4 against seed 0's 0, 2, 4
+    assert rows["1"].endswith("| 0 / 0 / 0 / 0 / 0 | 3 / 1 / 0 / 0 / 2 | 1 of 2 |")
+    assert rows["0"].endswith("| 2 / 1 / 1 / 0 / 2 | 2 of 2 |")
