@@ -320,6 +320,34 @@ def test_authors_parity_doc_quotes_the_codes_own_runs():
         assert f"| {label} | {' | '.join(cells)} |" in doc, label
 
 
+def test_authors_parity_doc_quotes_fedsim_against_the_code_as_generated():
+    """Welch's intervals (parity.md) and the random baselines' group picks (group_picks.md)."""
+    welch = {(r[0], r[2]): r for r in ([c.strip() for c in line.strip("|").split(" | ")]
+                                       for line in PARITY.read_text().splitlines()) if len(r) == 9}
+    doc = " ".join(PARITY_DOC.read_text().split())
+    for sampler in ("hics_reference", "random_proportional"):
+        first, best, mean, last = (welch[(sampler, m)][7] for m in ("first round >= 70%", "best", "mean", "last 10"))
+        assert f"First round at 70% {first}, best {best}, mean {mean}, last 10 {last}" in doc, sampler
+    assert welch[("random_proportional", "last 10")][7].split(" [")[1].startswith("+")  # the interval excludes 0
+    assert f"(Welch p {welch[('random_proportional', 'last 10')][8]})" in doc
+    picks = {(r[1], r[2]): r for r in ([c.strip() for c in line.strip("|").split(" | ")]
+                                       for line in (PARITY.parent / "group_picks.md").read_text().splitlines())
+             if len(r) == 6 and r[2].isdigit()}
+    code = [picks[("random (authors' code)", s)] for s in "012"]
+    fedsim = [picks[("random_proportional", s)] for s in "012"]
+
+    def group(rows, column, g):
+        return [row[column].split(" / ")[g] for row in rows]
+
+    assert f"in {code[1][5]} and {code[2][5]} rounds" in doc and all(r[5] == "0 of 60" for r in fedsim[1:])
+    balanced, balanced_last, skewed_last = group(code, 4, 4), group(code, 3, 4), group(code, 3, 1)
+    assert (f"{', '.join(balanced[:2])} and {balanced[2]} of 600 picks (fedsim's draws: "
+            f"{', '.join(group(fedsim, 4, 4))})") in doc
+    assert (f"{', '.join(balanced_last[:2])} and {balanced_last[2]} of 100 in rounds 51-60, where the alpha 0.002 "
+            f"group took {', '.join(skewed_last[:2])} and {skewed_last[2]} (fedsim: "
+            f"{', '.join(group(fedsim, 3, 1))})") in doc
+
+
 def test_exploration_price_is_quoted_from_the_tuning_records():
     """The price of exploration on tuning seeds 100-101: tuning/gamma2 (without) against
     tuning/explore07 (rate 0.7), in the study report and in docs/hics-fl.md alike."""
