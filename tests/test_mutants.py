@@ -464,6 +464,24 @@ def test_random_sampler_is_uniform_by_default_and_by_size_when_proportional():
     assert set(sampler.select(1, [3.0, 1.0, 3.0], 2, {})) == {1, 3}  # ids as floats, repeated: two distinct ints
 
 
+def test_round_seeded_random_draws_as_the_authors_code_whatever_the_seed():
+    from fedsim.selection.random import RandomSampler
+
+    sizes = np.array([100.0, 300.0, 50.0, 250.0, 300.0])
+    picks = []
+    for seed in (0, 1):
+        sampler = RandomSampler(proportional=True, round_seeded=True)
+        sampler.setup(sizes, clients_per_round=2, num_rounds=10, rng=np.random.default_rng(seed))
+        picks.append([sampler.select(r, np.arange(5), 2, {}) for r in (1, 2, 3)])
+    assert picks[0] == picks[1]  # the run's own stream is not used
+    assert len({tuple(p) for p in picks[0]}) > 1  # but each round draws anew
+    code = np.random.RandomState(2)  # what the code's np.random.seed(epoch=2) sets up for round 3
+    assert picks[0][2] == [int(c) for c in code.choice(5, size=2, replace=False, p=sizes / sizes.sum())]
+    free = RandomSampler(proportional=True)
+    free.setup(sizes, clients_per_round=2, num_rounds=10, rng=np.random.default_rng(1))
+    assert [free.select(r, np.arange(5), 2, {}) for r in (1, 2, 3)] != picks[0]
+
+
 # ---------------------------------------------------------------- (j) the latest-updates store
 def test_latest_updates_store_gram_and_seen():
     from fedsim.selection.updates import LatestUpdates

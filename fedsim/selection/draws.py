@@ -16,9 +16,11 @@ import numpy as np
 
 
 def draw_without_replacement(
-    rng: np.random.Generator, candidates: np.ndarray, count: int, weights: np.ndarray | None = None
+    rng: np.random.Generator | np.random.RandomState, candidates: np.ndarray, count: int,
+    weights: np.ndarray | None = None,
 ) -> list[int]:
-    """Draw ``min(count, len(candidates))`` distinct candidates, optionally weighted."""
+    """Draw ``min(count, len(candidates))`` distinct candidates, optionally weighted (``rng``: the
+    sampler's stream, or a legacy ``RandomState`` where a sampler draws as numpy's global state)."""
     candidates = np.asarray(candidates)
     count = min(int(count), len(candidates))
     if count == 0:
