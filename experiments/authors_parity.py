@@ -8,7 +8,9 @@ defaults for the two training switches that change numbers (``model.init_gain=li
 dataset.normalization=standardize``) into ``experiments/results/authors_parity_fedsim_defaults``;
 and ``hics_reference`` seeds 0-2 with the fallback's Ward tree on the condensed distances
 (``hics.fallback_tree=distances``, fedsim's default) into
-``experiments/results/authors_parity_fallback_distances``.
+``experiments/results/authors_parity_fallback_distances``; and ``random_proportional`` seeds 0-2
+drawing as the code's random server (``++sampler.round_seeded=true``: numpy reseeded with the
+round index) into ``experiments/results/authors_parity_round_seeded``.
 The authors' own code's runs, made outside fedsim with ``experiments/authors_code/run_hics.py``
 (its README: fetching the code, the commands), are read from ``experiments/results/authors_code``
 (``<sampler>_seed<S>.csv``) into the same tables and figure.
@@ -58,6 +60,7 @@ RESULTS = Path("experiments/results")
 STUDY = RESULTS / "authors_parity"
 DEFAULTS = RESULTS / "authors_parity_fedsim_defaults"
 FALLBACK_DISTANCES = RESULTS / "authors_parity_fallback_distances"
+ROUND_SEEDED = RESULTS / "authors_parity_round_seeded"
 CODE = RESULTS / "authors_code"  # the authors' own code's runs (experiments/authors_code/README.md)
 EXPERIMENT = "authors_fmnist_s2"
 SAMPLERS = ["hics_reference", "random_proportional"]
@@ -134,7 +137,8 @@ def cell(value: float, measure: str) -> str:
 
 
 def against_code(runs: pd.DataFrame) -> list[list]:
-    """fedsim with every switch as the code (``STUDY``) against the authors' code, per sampler and
+    """fedsim with every switch as the code (``STUDY``, and ``ROUND_SEEDED``: also drawing as the
+    code's random server) against the authors' code, per study, sampler and
     measure (accuracy as the code counts it): seeds each, the two means, and the difference of
     means (fedsim - code) with Welch's 95% interval and p (``scipy.stats.ttest_ind``,
     ``equal_var=False``). Unpaired: seed s draws another partition, initial model and client
@@ -143,8 +147,9 @@ def against_code(runs: pd.DataFrame) -> list[list]:
     than two runs on either side are left out (no interval)."""
     measured = runs[runs["accuracy as"] == "accuracy_batch_mean"]
     lines = []
-    for ours, theirs in CODE_COUNTERPART.items():
-        fedsim = measured[(measured["study"] == STUDY.name) & (measured["sampler"] == ours)]
+    for study, (ours, theirs) in [(folder.name, pair) for folder in (STUDY, ROUND_SEEDED)
+                                  for pair in CODE_COUNTERPART.items()]:
+        fedsim = measured[(measured["study"] == study) & (measured["sampler"] == ours)]
         code = measured[(measured["study"] == CODE.name) & (measured["sampler"] == theirs)]
         if len(fedsim) < 2 or len(code) < 2:
             continue
@@ -153,7 +158,7 @@ def against_code(runs: pd.DataFrame) -> list[list]:
             test = stats.ttest_ind(x, y, equal_var=False)
             low, high = test.confidence_interval(0.95)
             digits = 1 if measure.startswith("first") else 3
-            lines.append([ours, theirs, measure, len(x), len(y), f"{x.mean():.{digits}f}", f"{y.mean():.{digits}f}",
+            lines.append([study, ours, theirs, measure, len(x), len(y), f"{x.mean():.{digits}f}", f"{y.mean():.{digits}f}",
                           f"{x.mean() - y.mean():+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]",
                           f"{test.pvalue:.2f}"])
     return lines
@@ -162,7 +167,8 @@ def against_code(runs: pd.DataFrame) -> list[list]:
 CODE_SELECTION = re.compile(r"selection in epoch:\s+(\d+)\s*\n\[([\d\s]+)\]")  # the code's printout
 CODE_GROUP_SIZE = 10  # the code's groups: clients 10 g, ..., 10 g + 9 take the g-th alpha
 ALPHAS = (0.001, 0.002, 0.005, 0.01, 0.2)  # the groups' Dirichlet alphas in this setting, in group order
-RANDOM_BASELINES = {STUDY.name: "random_proportional", CODE.name: "random (authors' code)"}
+RANDOM_BASELINES = {STUDY.name: "random_proportional", ROUND_SEEDED.name: "random_proportional",
+                    CODE.name: "random (authors' code)"}
 LAST_ROUNDS = range(ROUNDS - 9, ROUNDS + 1)
 
 
@@ -236,17 +242,18 @@ def write_parity(out: Path, table: pd.DataFrame) -> Path:
     path.write_text(
         f"Produced by: `{REPORT_COMMAND}`. `+experiment={EXPERIMENT} num_rounds={ROUNDS}`, every switch as the "
         f"authors' code; `{DEFAULTS.name}`: the same with `{' '.join(FEDSIM_DEFAULTS)}`; "
-        f"`{FALLBACK_DISTANCES.name}`: the same with `hics.fallback_tree=distances`; `{CODE.name}`: the authors' "
+        f"`{FALLBACK_DISTANCES.name}`: the same with `hics.fallback_tree=distances`; `{ROUND_SEEDED.name}`: the "
+        "same with `++sampler.round_seeded=true` (the code's per-round reseeded draw); `{CODE.name}`: the authors' "
         "own code (3ceca3d) in the same configuration, `experiments/authors_code/run_hics.py`. Accuracy "
         f"{ACCURACIES['accuracy']} and as {ACCURACIES['accuracy_batch_mean']}; runs that never reached 70%: "
         f"{len(never)} of {len(runs)} (run, accuracy) pairs.\n\n"
         "Spread over seeds (min-max):\n\n"
         + md_table(["study", "sampler", "accuracy as", "seeds", *MEASURES], spread_lines)
-        + "\n\nfedsim (every switch as the code, `" + STUDY.name + "`) against the authors' code, accuracy as the "
-        "code counts it: difference of means over seeds (fedsim - code) with Welch's 95% interval. Unpaired: "
+        + f"\n\nfedsim (every switch as the code, `{STUDY.name}`; `{ROUND_SEEDED.name}`: also "
+        "`++sampler.round_seeded=true`) against the authors' code, accuracy as the code counts it: difference of means over seeds (fedsim - code) with Welch's 95% interval. Unpaired: "
         "seed s draws another partition, initial model and client order in each, so seeds are not pairs; with "
         "three runs a side the interval is wide and bounds the gap rather than deciding it:\n\n"
-        + md_table(["fedsim", "the code", "measure", "fedsim runs", "code runs", "fedsim mean", "code mean",
+        + md_table(["study", "fedsim", "the code", "measure", "fedsim runs", "code runs", "fedsim mean", "code mean",
                     "fedsim - code [95% CI]", "p (Welch)"], against_code(runs))
         + "\n\nPer run:\n\n" + md_table(["study", "run", "accuracy as", *MEASURES], run_lines)
         + "\n\nRounds per sampler phase (`sampler.jsonl`: warm-up, HiCS-FL's clusters, the variance "
@@ -274,16 +281,20 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (one core each)")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
-    with unpacked(STUDY), unpacked(DEFAULTS), unpacked(FALLBACK_DISTANCES):  # records kept packed (zstd)
+    with unpacked(STUDY), unpacked(DEFAULTS), unpacked(FALLBACK_DISTANCES), unpacked(ROUND_SEEDED):  # packed (zstd)
         if not args.report_only:
             run_sweep(STUDY, EXPERIMENT, SAMPLERS, SEEDS, args.jobs, [f"num_rounds={ROUNDS}"])
             run_sweep(DEFAULTS, EXPERIMENT, ["random_proportional"], [0], args.jobs,
                       [f"num_rounds={ROUNDS}", *FEDSIM_DEFAULTS])
             run_sweep(FALLBACK_DISTANCES, EXPERIMENT, ["hics_reference"], SEEDS, args.jobs,
                       [f"num_rounds={ROUNDS}", "hics.fallback_tree=distances"])
+            run_sweep(ROUND_SEEDED, EXPERIMENT, ["random_proportional"], SEEDS, args.jobs,
+                      [f"num_rounds={ROUNDS}", "++sampler.round_seeded=true"])
         compare([STUDY], target=TARGET, smooth=5, baseline="random_proportional", out=STUDY)
-        table = pd.concat([curves([STUDY, DEFAULTS, FALLBACK_DISTANCES]), code_curves()], ignore_index=True)
-        picks = pd.concat([fedsim_selections(STUDY), code_selections()], ignore_index=True)
+        fedsim = [folder for folder in (STUDY, DEFAULTS, FALLBACK_DISTANCES, ROUND_SEEDED) if folder.is_dir()]
+        table = pd.concat([curves(fedsim), code_curves()], ignore_index=True)
+        picks = pd.concat([*(fedsim_selections(folder) for folder in fedsim if folder in (STUDY, ROUND_SEEDED)),
+                           code_selections()], ignore_index=True)
         for path in (write_parity(STUDY, table), write_group_picks(STUDY, picks), plot_parity(STUDY, table)):
             print(path)
     print((STUDY / "parity.md").read_text())

@@ -59,13 +59,14 @@ def test_fedsim_against_the_code_is_an_unpaired_welch_interval(parity) -> None:
             rows.append({"study": study, "sampler": sampler, "seed": seed, "accuracy as": "accuracy_batch_mean",
                          "first round >= 70%": value, "best": value / 10, "mean": value / 10, "last 10": value / 10})
     rows.append({**rows[0], "accuracy as": "accuracy", "best": 9.0})  # per example: not the code's count
-    lines = {(r[0], r[2]): r for r in parity.against_code(pd.DataFrame(rows))}
-    assert lines[("random_proportional", "first round >= 70%")][3:] == [3, 3, "2.0", "3.0", "-1.0 [-3.3, +1.3]", "0.29"]
-    assert lines[("random_proportional", "best")][7] == "-0.100 [-0.327, +0.127]"
-    hics = lines[("hics_reference", "first round >= 70%")]
-    assert hics[5] == f"{(10 + 61 + 12) / 3:.1f}"  # never reached: 61
+    lines = {(r[0], r[1], r[3]): r[4:] for r in parity.against_code(pd.DataFrame(rows))}
+    assert lines[("authors_parity", "random_proportional", "first round >= 70%")] == [
+        3, 3, "2.0", "3.0", "-1.0 [-3.3, +1.3]", "0.29"]
+    assert lines[("authors_parity", "random_proportional", "best")][4] == "-0.100 [-0.327, +0.127]"
+    hics = lines[("authors_parity", "hics_reference", "first round >= 70%")]
+    assert hics[2] == f"{(10 + 61 + 12) / 3:.1f}"  # never reached: 61
     # unequal variances: Welch's df = 279.1^2 / (278.1^2 / 2 + 1) = 2.01, t = 4.27, se 16.71 (pooled: -52.9, +84.2)
-    assert hics[7] == "+15.7 [-55.7, +87.1]"
+    assert hics[4] == "+15.7 [-55.7, +87.1]"
     assert len(lines) == 8  # two samplers x four measures; the fedsim-defaults study is not compared
 
 

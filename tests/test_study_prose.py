@@ -322,8 +322,9 @@ def test_authors_parity_doc_quotes_the_codes_own_runs():
 
 def test_authors_parity_doc_quotes_fedsim_against_the_code_as_generated():
     """Welch's intervals (parity.md) and the random baselines' group picks (group_picks.md)."""
-    welch = {(r[0], r[2]): r for r in ([c.strip() for c in line.strip("|").split(" | ")]
-                                       for line in PARITY.read_text().splitlines()) if len(r) == 9}
+    welch = {(r[1], r[3]): r[1:] for r in ([c.strip() for c in line.strip("|").split(" | ")]
+                                           for line in PARITY.read_text().splitlines())
+             if len(r) == 10 and r[0] == "authors_parity"}
     doc = " ".join(PARITY_DOC.read_text().split())
     for sampler in ("hics_reference", "random_proportional"):
         first, best, mean, last = (welch[(sampler, m)][7] for m in ("first round >= 70%", "best", "mean", "last 10"))
