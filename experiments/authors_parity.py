@@ -143,7 +143,7 @@ def against_code(runs: pd.DataFrame) -> list[list]:
     means (fedsim - code) with Welch's 95% interval and p (``scipy.stats.ttest_ind``,
     ``equal_var=False``). Unpaired: seed s draws another partition, initial model and client
     order in fedsim than in the code, so seeds are not pairs. A run that never reached 70%
-    counts as ``ROUNDS + 1`` rounds (conservative, as in fedsim-compare). Samplers with fewer
+    counts as ``ROUNDS + 1`` rounds (it had not by round ``ROUNDS``). Samplers with fewer
     than two runs on either side are left out (no interval)."""
     measured = runs[runs["accuracy as"] == "accuracy_batch_mean"]
     lines = []
@@ -243,15 +243,16 @@ def write_parity(out: Path, table: pd.DataFrame) -> Path:
         f"Produced by: `{REPORT_COMMAND}`. `+experiment={EXPERIMENT} num_rounds={ROUNDS}`, every switch as the "
         f"authors' code; `{DEFAULTS.name}`: the same with `{' '.join(FEDSIM_DEFAULTS)}`; "
         f"`{FALLBACK_DISTANCES.name}`: the same with `hics.fallback_tree=distances`; `{ROUND_SEEDED.name}`: the "
-        "same with `++sampler.round_seeded=true` (the code's per-round reseeded draw); `{CODE.name}`: the authors' "
+        f"same with `++sampler.round_seeded=true` (the code's per-round reseeded draw); `{CODE.name}`: the authors' "
         "own code (3ceca3d) in the same configuration, `experiments/authors_code/run_hics.py`. Accuracy "
         f"{ACCURACIES['accuracy']} and as {ACCURACIES['accuracy_batch_mean']}; runs that never reached 70%: "
         f"{len(never)} of {len(runs)} (run, accuracy) pairs.\n\n"
         "Spread over seeds (min-max):\n\n"
         + md_table(["study", "sampler", "accuracy as", "seeds", *MEASURES], spread_lines)
         + f"\n\nfedsim (every switch as the code, `{STUDY.name}`; `{ROUND_SEEDED.name}`: also "
-        "`++sampler.round_seeded=true`) against the authors' code, accuracy as the code counts it: difference of means over seeds (fedsim - code) with Welch's 95% interval. Unpaired: "
-        "seed s draws another partition, initial model and client order in each, so seeds are not pairs; with "
+        "`++sampler.round_seeded=true`) against the authors' code, accuracy as the code counts it: difference "
+        "of means over seeds (fedsim - code) with Welch's 95% interval. Unpaired: seed s draws another "
+        "partition, initial model and client order in each, so seeds are not pairs; with "
         "three runs a side the interval is wide and bounds the gap rather than deciding it:\n\n"
         + md_table(["study", "fedsim", "the code", "measure", "fedsim runs", "code runs", "fedsim mean", "code mean",
                     "fedsim - code [95% CI]", "p (Welch)"], against_code(runs))

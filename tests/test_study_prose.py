@@ -313,6 +313,8 @@ def test_authors_parity_doc_quotes_the_codes_own_runs():
     doc = " ".join(PARITY_DOC.read_text().split())
     for label, study, sampler in (("random, the authors' code", "authors_code", "random (authors' code)"),
                                   ("`random_proportional`, fedsim", "authors_parity", "random_proportional"),
+                                  ("`random_proportional` drawing as the code, fedsim", "authors_parity_round_seeded",
+                                   "random_proportional"),
                                   ("HiCS-FL, the authors' code", "authors_code", "hics (authors' code)"),
                                   ("`hics_reference`, fedsim", "authors_parity", "hics_reference")):
         seeds, *cells = spread[(study, sampler, "accuracy_batch_mean")]
@@ -322,20 +324,23 @@ def test_authors_parity_doc_quotes_the_codes_own_runs():
 
 def test_authors_parity_doc_quotes_fedsim_against_the_code_as_generated():
     """Welch's intervals (parity.md) and the random baselines' group picks (group_picks.md)."""
-    welch = {(r[1], r[3]): r[1:] for r in ([c.strip() for c in line.strip("|").split(" | ")]
-                                           for line in PARITY.read_text().splitlines())
-             if len(r) == 10 and r[0] == "authors_parity"}
+    table = [[c.strip() for c in line.strip("|").split(" | ")] for line in PARITY.read_text().splitlines()]
+    welch = {(r[1], r[3]): r[1:] for r in table if len(r) == 10 and r[0] == "authors_parity"}
+    seeded = {r[3]: r[1:] for r in table if len(r) == 10 and r[0] == "authors_parity_round_seeded"}
+    assert seeded["first round >= 70%"][3] == "3"  # three runs drawing as the code
+    first, best, mean, last = (seeded[m][7] for m in ("first round >= 70%", "best", "mean", "last 10"))
     doc = " ".join(PARITY_DOC.read_text().split())
+    assert f"first round at 70% {first}, best {best}, mean {mean}, last 10 {last} (Welch p {seeded['last 10'][8]})" in doc
     for sampler in ("hics_reference", "random_proportional"):
         first, best, mean, last = (welch[(sampler, m)][7] for m in ("first round >= 70%", "best", "mean", "last 10"))
         assert f"First round at 70% {first}, best {best}, mean {mean}, last 10 {last}" in doc, sampler
     assert welch[("random_proportional", "last 10")][7].split(" [")[1].startswith("+")  # the interval excludes 0
     assert f"(Welch p {welch[('random_proportional', 'last 10')][8]})" in doc
-    picks = {(r[1], r[2]): r for r in ([c.strip() for c in line.strip("|").split(" | ")]
+    picks = {(r[0], r[2]): r for r in ([c.strip() for c in line.strip("|").split(" | ")]
                                        for line in (PARITY.parent / "group_picks.md").read_text().splitlines())
              if len(r) == 6 and r[2].isdigit()}
-    code = [picks[("random (authors' code)", s)] for s in "012"]
-    fedsim = [picks[("random_proportional", s)] for s in "012"]
+    code = [picks[("authors_code", s)] for s in "012"]
+    fedsim = [picks[("authors_parity", s)] for s in "012"]
 
     def group(rows, column, g):
         return [row[column].split(" / ")[g] for row in rows]
