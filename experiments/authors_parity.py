@@ -49,6 +49,7 @@ import seaborn as sns  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from fedsim.compare import compare, load  # noqa: E402
+from fedsim.compare.load import Study  # noqa: E402
 from fedsim.compare.report import md_table  # noqa: E402
 from fedsim.errors import ConfigError, run_script  # noqa: E402
 from fedsim.plotting import save_png  # noqa: E402
@@ -74,17 +75,21 @@ ACCURACIES = {"accuracy": "per example (fedsim)", "accuracy_batch_mean": "mean o
 REPORT_COMMAND = "python experiments/authors_parity.py --report-only"
 
 
-def curves(folders: list[Path]) -> pd.DataFrame:
+def finished_studies(folders: list[Path]) -> dict[str, Study]:
+    """Each study folder's finished runs, by folder name (loaded once for every table)."""
+    return {folder.name: load([folder]).finished() for folder in folders}
+
+
+def curves(studies: dict[str, Study]) -> pd.DataFrame:
     """One row per run and round: study folder, run, sampler, seed, round, both accuracies and
     the sampler's phase that round (``sampler.jsonl``: warmup, cluster, fallback; None without one)."""
     rows = []
-    for folder in folders:
-        study = load([folder]).finished()
+    for name, study in studies.items():
         for run in study.runs.itertuples():
             diagnostics = Path(run.dir) / "sampler.jsonl"
             phases = {d["round"]: d.get("phase") for d in read_jsonl(diagnostics)} if diagnostics.exists() else {}
             for line in read_jsonl(Path(run.dir) / "metrics.jsonl"):
-                rows.append({"study": folder.name, "run": Path(run.dir).name, "sampler": run.sampler,
+                rows.append({"study": name, "run": Path(run.dir).name, "sampler": run.sampler,
                              "seed": run.seed, "round": line["round"], "phase": phases.get(line["round"]),
                              **{key: line.get(key) for key in ACCURACIES}})
     return pd.DataFrame(rows)
@@ -185,14 +190,13 @@ def code_selections(folder: Path = CODE) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def fedsim_selections(folder: Path = STUDY) -> pd.DataFrame:
-    """The clients fedsim picked (``metrics.jsonl``), as :func:`code_selections`, with the group of
-    each client from ``partition.json``."""
-    study = load([folder]).finished()
+def fedsim_selections(name: str, study: Study) -> pd.DataFrame:
+    """The clients fedsim picked in study ``name`` (``metrics.jsonl``), as :func:`code_selections`,
+    with the group of each client from ``partition.json``."""
     groups = study.runs.set_index("run")["groups"]
     picks = study.rounds[["run", "sampler", "seed", "round", "selected"]].explode("selected").dropna(subset=["selected"])
     picks["group"] = [groups[run][int(client)] for run, client in zip(picks["run"], picks["selected"])]
-    return picks.assign(study=folder.name)[["study", "sampler", "seed", "round", "group"]]
+    return picks.assign(study=name)[["study", "sampler", "seed", "round", "group"]]
 
 
 def write_group_picks(out: Path, picks: pd.DataFrame) -> Path:
@@ -292,9 +296,11 @@ def main() -> None:
             run_sweep(ROUND_SEEDED, EXPERIMENT, ["random_proportional"], SEEDS, args.jobs,
                       [f"num_rounds={ROUNDS}", "++sampler.round_seeded=true"])
         compare([STUDY], target=TARGET, smooth=5, baseline="random_proportional", out=STUDY)
-        fedsim = [folder for folder in (STUDY, DEFAULTS, FALLBACK_DISTANCES, ROUND_SEEDED) if folder.is_dir()]
+        fedsim = finished_studies([folder for folder in (STUDY, DEFAULTS, FALLBACK_DISTANCES, ROUND_SEEDED)
+                                   if folder.is_dir()])
         table = pd.concat([curves(fedsim), code_curves()], ignore_index=True)
-        picks = pd.concat([*(fedsim_selections(folder) for folder in fedsim if folder in (STUDY, ROUND_SEEDED)),
+        random_baselines = {name: study for name, study in fedsim.items() if name in (STUDY.name, ROUND_SEEDED.name)}
+        picks = pd.concat([*(fedsim_selections(name, study) for name, study in random_baselines.items()),
                            code_selections()], ignore_index=True)
         for path in (write_parity(STUDY, table), write_group_picks(STUDY, picks), plot_parity(STUDY, table)):
             print(path)
