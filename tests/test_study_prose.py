@@ -228,19 +228,32 @@ def test_dirichlet01_is_quoted_as_generated():
     section = report_section("### Dirichlet(0.1)", "### Dirichlet(0.3)")
     headline = table_rows(D01 / "headline.md")
     assert_variant_rows(D01, section)
-    oracle = [row for key, row in headline.items() if key[0] == "hics_oracle"]
-    assert oracle and all(r[2] == "2" and r[6].startswith("not distinguishable") for r in oracle)
+    for label, metric in (("rounds to 75% (raw), random / oracle", "rounds to target (raw)"),
+                          ("rounds to 75% (trailing mean of 5), random / oracle", "rounds to target (smoothed)"),
+                          ("mean accuracy over 200 rounds", "mean accuracy (AUC/R)"),
+                          ("last 10 rounds", "final-window accuracy")):
+        _, _, paired, estimate, p, holm, verdict = headline[("hics_oracle", metric)]
+        assert paired == "10" and f"| {label} | {estimate.split(' (')[0]} | {p}, {holm} | {verdict} |" in section
+    speed = {s: headline[(s, "rounds to target (raw)")][3].split(" ")[0] for s in ("hics_oracle", "hics_diverse")}
+    assert f"speed-ups over random ({speed['hics_oracle']} and {speed['hics_diverse']})" in section
+    assert {headline[(s, "rounds to target (raw)")][6] for s in speed} == {"better"}  # the second target, met
     reached = table_rows(D01 / "comparison.md")
-    for sampler in ("random", "hics_diverse"):
+    for sampler in ("random", "hics_diverse", "hics_oracle"):
         assert reached[(sampler, "10")][5] == reached[(sampler, "10")][9] == "10/10", sampler
-    assert "(10/10 each, `comparison.md`)" in section
+    assert "(10/10 each, `comparison.md`)" in section and "All ten of its runs reached 75% too" in section
+    coverage = table_rows(D01 / "class_coverage.md")
+    assert (f"the oracle {coverage[('hics_oracle', 'classes covered per round')][3]}, the variant "
+            f"{coverage[('hics_diverse', 'classes covered per round')][3]}") in section
     low, high, _ = size_span(D01)
     assert f"sizes span {low:,}-{high:,} examples" in section
     means = spearman_means(D01)
     assert f"Spearman with the true entropies {min(means):.2f}-{max(means):.2f}" in section
-    fewest = [line.split(" | ")[2] for line in (D01 / "selection_health.md").read_text().splitlines()
-              if line.startswith("| hics_oracle")]
-    assert f"picked only {' and '.join(fewest)} distinct clients" in section
+    fewest = {s: [int(line.split(" | ")[2]) for line in (D01 / "selection_health.md").read_text().splitlines()
+                  if line.startswith(f"| {s} |")] for s in ("hics_oracle", "hics_diverse")}
+    oracle, variant = fewest["hics_oracle"], fewest["hics_diverse"]
+    assert len(oracle) == len(variant) == 10
+    assert (f"picked only {min(oracle)}-{max(oracle)} distinct clients per seed, the variant "
+            f"{min(variant)}-{max(variant)}") in section
 
 
 SHARDS = ROOT / "experiments" / "results" / "heterogeneity_shards"
@@ -294,6 +307,8 @@ def test_readme_quotes_dirichlet01_as_generated():
             f"(Holm p {speed[5]}, {accuracy[5]})") in readme
     assert speed[6] == accuracy[6] == "better"
     assert table_rows(D01 / "headline.md")[("hics_diverse", "final-window accuracy")][6].startswith("not distinguishable")
+    oracle = table_rows(D01 / "headline.md")[("hics_oracle", "rounds to target (raw)")]
+    assert oracle[6] == "better" and f"faster than random there too, {oracle[3].split(' (')[0]}." in readme
 
 
 def test_readme_quotes_shards_as_generated():
