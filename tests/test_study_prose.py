@@ -479,3 +479,29 @@ def test_dynamic_is_quoted_as_generated():
     accuracy = table_rows(DYNAMIC / "headline.md")[("hics_diverse", "mean accuracy (AUC/R)")]
     assert accuracy[6] == "worse" and (
         f"mean accuracy over 200 rounds {accuracy[3].split(' (')[0]} (Holm p {accuracy[5]})") in readme_text()
+
+
+def test_dirichlet01_fedcor_is_quoted_as_generated():
+    """The FedCor subsection of Dirichlet(0.1): FedCor against random (headline.md), the variant
+    against FedCor (against_fedcor/headline.md), coverage, spread and client cost, as generated."""
+    section = report_section("#### FedCor on Dirichlet(0.1)", "### Dirichlet(0.3)")
+    headline, against = table_rows(D01 / "headline.md"), table_rows(D01 / "against_fedcor" / "headline.md")
+    seeds = headline[("fedcor", "rounds to target (raw)")][2]
+    assert f"({seeds} paired seeds of the 10)" in section
+    for who, table, sampler in (("random / FedCor", headline, "fedcor"), ("FedCor / variant", against, "hics_diverse")):
+        for label, metric in ((f"rounds to 75% (raw), {who}", "rounds to target (raw)"),
+                              (f"rounds to 75% (trailing mean of 5), {who}", "rounds to target (smoothed)"),
+                              ("mean accuracy over 200 rounds", "mean accuracy (AUC/R)"),
+                              ("last 10 rounds", "final-window accuracy")):
+            _, _, paired, estimate, p, holm, verdict = table[(sampler, metric)]
+            assert paired == seeds and f"| {label} | {estimate.split(' (')[0]} | {p}, {holm} | {verdict} |" in section
+    coverage = table_rows(D01 / "class_coverage.md")
+    for metric in ("classes covered per round", "cohort label entropy"):
+        assert f"FedCor {coverage[('fedcor', metric)][3]}, the variant {coverage[('hics_diverse', metric)][3]}" in section
+    fewest = [int(line.split(" | ")[2]) for line in (D01 / "selection_health.md").read_text().splitlines()
+              if line.startswith("| fedcor |")]
+    assert len(fewest) == int(seeds) and f"({min(fewest)}-{max(fewest)} distinct clients" in section
+    costs = {r[0]: r for r in table_rows(D01 / "client_cost.md").values()}
+    fedcor, variant = costs["fedcor"], costs["hics_diverse"]
+    assert f"FedCor asks {fedcor[2]} extra messages (loss reports), {fedcor[3]} KiB and {fedcor[4]} examples" in section
+    assert variant[2] == variant[3] == variant[4] == "0.0" and "the variant asks for 0.0 of each" in section
