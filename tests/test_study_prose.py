@@ -309,6 +309,13 @@ def test_readme_quotes_dirichlet01_as_generated():
     assert table_rows(D01 / "headline.md")[("hics_diverse", "final-window accuracy")][6].startswith("not distinguishable")
     oracle = table_rows(D01 / "headline.md")[("hics_oracle", "rounds to target (raw)")]
     assert oracle[6] == "better" and f"faster than random there too, {oracle[3].split(' (')[0]}." in readme
+    fedcor = table_rows(D01 / "against_fedcor" / "headline.md")[("hics_diverse", "mean accuracy (AUC/R)")]
+    seeds, interval = fedcor[2], fedcor[3].split(" (")[0]
+    assert (f"FedCor on Dirichlet(0.1) ({seeds} of 10 seeds so far) is ahead of the variant: mean accuracy over 200 "
+            f"rounds, variant - FedCor, {interval} (Holm p {fedcor[5]}: ") in readme
+    assert float(interval.split(", ")[1].rstrip("]")) < 0
+    cost = {r[0]: r for r in table_rows(D01 / "client_cost.md").values()}["fedcor"]
+    assert f"at the price of {cost[2]} extra messages and {cost[4]} client examples evaluated per round" in readme
 
 
 def test_readme_quotes_shards_as_generated():
@@ -505,3 +512,6 @@ def test_dirichlet01_fedcor_is_quoted_as_generated():
     fedcor, variant = costs["fedcor"], costs["hics_diverse"]
     assert f"FedCor asks {fedcor[2]} extra messages (loss reports), {fedcor[3]} KiB and {fedcor[4]} examples" in section
     assert variant[2] == variant[3] == variant[4] == "0.0" and "the variant asks for 0.0 of each" in section
+    if "FedCor is ahead of the variant" in section:  # the reading rests on the intervals, not on the sign-flip p
+        upper = against[("hics_diverse", "mean accuracy (AUC/R)")][3].split(", ")[1].split("]")[0]
+        assert float(upper) < 0
