@@ -205,15 +205,25 @@ def test_readme_quotes_setting_3_as_generated():
 D01 = ROOT / "experiments" / "results" / "heterogeneity_dirichlet01"
 
 
+def speed_readings(ratio: str) -> tuple[tuple[str, str, str], ...]:
+    """The report's rounds-to-75% rows (label, table, metric) for a ratio such as ``random / variant``."""
+    return ((f"rounds to 75% (raw), {ratio}", "headline.md", "rounds to target (raw)"),
+            (f"rounds to 75% (trailing mean of 5), {ratio}", "headline.md", "rounds to target (smoothed)"))
+
+
+def assert_rows_quoted(tables: Path, sampler: str, section: str, readings, seeds: int | str = 10) -> None:
+    """Each reading's row in the report, ``| label | estimate | p, Holm | verdict |``, as ``tables``'
+    row for ``sampler`` gives it, at ``seeds`` paired seeds."""
+    for label, table, metric in readings:
+        _, _, paired, estimate, p, holm, verdict = table_rows(tables / table)[(sampler, metric)]
+        assert paired == str(seeds), metric
+        assert f"| {label} | {estimate.split(' (')[0]} | {p}, {holm} | {verdict} |" in section, metric
+
+
 def assert_variant_rows(study: Path, section: str, seeds: int = 10) -> None:
     """A wider setting's table in the report: the variant's rounds-to-75% ratios (headline.md) and
     accuracy and coverage readings, each row as generated, at ``seeds`` paired seeds."""
-    for label, table, metric in (("rounds to 75% (raw), random / variant", "headline.md", "rounds to target (raw)"),
-                                 ("rounds to 75% (trailing mean of 5), random / variant", "headline.md",
-                                  "rounds to target (smoothed)"), *ACCURACY_AND_COVERAGE):
-        _, _, paired, estimate, p, holm, verdict = table_rows(study / table)[("hics_diverse", metric)]
-        assert paired == str(seeds), metric
-        assert f"| {label} | {estimate.split(' (')[0]} | {p}, {holm} | {verdict} |" in section, metric
+    assert_rows_quoted(study, "hics_diverse", section, (*speed_readings("random / variant"), *ACCURACY_AND_COVERAGE), seeds)
 
 
 def runs_at_target(study: Path, seeds: int = 10) -> dict[str, tuple[str, str]]:
@@ -228,12 +238,7 @@ def test_dirichlet01_is_quoted_as_generated():
     section = report_section("### Dirichlet(0.1)", "### Dirichlet(0.3)")
     headline = table_rows(D01 / "headline.md")
     assert_variant_rows(D01, section)
-    for label, metric in (("rounds to 75% (raw), random / oracle", "rounds to target (raw)"),
-                          ("rounds to 75% (trailing mean of 5), random / oracle", "rounds to target (smoothed)"),
-                          ("mean accuracy over 200 rounds", "mean accuracy (AUC/R)"),
-                          ("last 10 rounds", "final-window accuracy")):
-        _, _, paired, estimate, p, holm, verdict = headline[("hics_oracle", metric)]
-        assert paired == "10" and f"| {label} | {estimate.split(' (')[0]} | {p}, {holm} | {verdict} |" in section
+    assert_rows_quoted(D01, "hics_oracle", section, (*speed_readings("random / oracle"), *ACCURACY_AND_COVERAGE[:2]))
     speed = {s: headline[(s, "rounds to target (raw)")][3].split(" ")[0] for s in ("hics_oracle", "hics_diverse")}
     assert f"speed-ups over random ({speed['hics_oracle']} and {speed['hics_diverse']})" in section
     assert {headline[(s, "rounds to target (raw)")][6] for s in speed} == {"better"}  # the second target, met
@@ -495,13 +500,8 @@ def test_dirichlet01_fedcor_is_quoted_as_generated():
     headline, against = table_rows(D01 / "headline.md"), table_rows(D01 / "against_fedcor" / "headline.md")
     seeds = headline[("fedcor", "rounds to target (raw)")][2]
     assert f"({seeds} paired seeds of the 10)" in section
-    for who, table, sampler in (("random / FedCor", headline, "fedcor"), ("FedCor / variant", against, "hics_diverse")):
-        for label, metric in ((f"rounds to 75% (raw), {who}", "rounds to target (raw)"),
-                              (f"rounds to 75% (trailing mean of 5), {who}", "rounds to target (smoothed)"),
-                              ("mean accuracy over 200 rounds", "mean accuracy (AUC/R)"),
-                              ("last 10 rounds", "final-window accuracy")):
-            _, _, paired, estimate, p, holm, verdict = table[(sampler, metric)]
-            assert paired == seeds and f"| {label} | {estimate.split(' (')[0]} | {p}, {holm} | {verdict} |" in section
+    for tables, sampler, ratio in ((D01, "fedcor", "random / FedCor"), (D01 / "against_fedcor", "hics_diverse", "FedCor / variant")):
+        assert_rows_quoted(tables, sampler, section, (*speed_readings(ratio), *ACCURACY_AND_COVERAGE[:2]), seeds)
     coverage = table_rows(D01 / "class_coverage.md")
     for metric in ("classes covered per round", "cohort label entropy"):
         assert f"FedCor {coverage[('fedcor', metric)][3]}, the variant {coverage[('hics_diverse', metric)][3]}" in section
