@@ -316,7 +316,8 @@ def test_readme_quotes_dirichlet01_as_generated():
     assert oracle[6] == "better" and f"faster than random there too, {oracle[3].split(' (')[0]}." in readme
     fedcor = table_rows(D01 / "against_fedcor" / "headline.md")[("hics_diverse", "mean accuracy (AUC/R)")]
     seeds, interval = fedcor[2], fedcor[3].split(" (")[0]
-    assert (f"FedCor on Dirichlet(0.1) ({seeds} of 10 seeds so far) is better than the variant: mean accuracy over 200 "
+    assert seeds == "10"
+    assert (f"FedCor on Dirichlet(0.1) ({seeds} seeds) is better than the variant: mean accuracy over 200 "
             f"rounds, variant - FedCor, {interval} (worse, Holm p {fedcor[5]}; rounds to 75% too)") in readme
     assert fedcor[6] == "worse"
     assert table_rows(D01 / "against_fedcor" / "headline.md")[("hics_diverse", "rounds to target (raw)")][6] == "worse"
@@ -500,7 +501,9 @@ def test_dirichlet01_fedcor_is_quoted_as_generated():
     section = report_section("#### FedCor on Dirichlet(0.1)", "### Dirichlet(0.3)")
     headline, against = table_rows(D01 / "headline.md"), table_rows(D01 / "against_fedcor" / "headline.md")
     seeds = headline[("fedcor", "rounds to target (raw)")][2]
-    assert f"({seeds} paired seeds of the 10)" in section
+    assert seeds == "10" and f"({seeds} paired seeds)" in section
+    reached = table_rows(D01 / "comparison.md")[("fedcor", seeds)]
+    assert f"({reached[5]} in single rounds, {reached[9]} on the trailing mean" in section
     for tables, sampler, ratio in ((D01, "fedcor", "random / FedCor"), (D01 / "against_fedcor", "hics_diverse", "FedCor / variant")):
         assert_rows_quoted(tables, sampler, section, (*speed_readings(ratio), *ACCURACY_AND_COVERAGE[:2]), seeds)
     coverage = table_rows(D01 / "class_coverage.md")
@@ -512,6 +515,7 @@ def test_dirichlet01_fedcor_is_quoted_as_generated():
     costs = {r[0]: r for r in table_rows(D01 / "client_cost.md").values()}
     fedcor, variant = costs["fedcor"], costs["hics_diverse"]
     assert f"FedCor asks {fedcor[2]} extra messages (loss reports), {fedcor[3]} KiB and {fedcor[4]} examples" in section
-    assert variant[2] == variant[3] == variant[4] == "0.0" and "the variant asks for 0.0 of each" in section
+    assert variant[2] == variant[3] == variant[4] == "0.0"
+    assert f"takes {fedcor[5]} ms to select; the variant asks for 0.0 of each ({variant[5]} ms)" in section
     if "all four readings are decided, and all four say **worse**" in section:
         assert {against[("hics_diverse", m)][6] for _, _, m in (*speed_readings(""), *ACCURACY_AND_COVERAGE[:2])} == {"worse"}
