@@ -495,7 +495,14 @@ def test_dynamic_is_quoted_as_generated():
     late = [line.split(" | ") for line in (DYNAMIC / "estimator_quality.md").read_text().splitlines()
             if line.startswith("| hics_diverse | 76-100 |")]
     assert len(late) == 1 and f"falls to {late[0][3]} in rounds 76-100" in section
-    accuracy = table_rows(DYNAMIC / "headline.md")[("hics_diverse", "mean accuracy (AUC/R)")]
+    headline = table_rows(DYNAMIC / "headline.md")
+    oracle_seeds = headline[("hics_oracle", "rounds to target (raw)")][2]
+    if "The oracle's runs are in progress" in section:  # quoted seed counts follow the records
+        assert f"holds its rows at {oracle_seeds} seeds" in section and int(oracle_seeds) < 10
+        assert f"with dynamic clients {oracle_seeds} of its 10 seeds have run" in " ".join(REPORT.read_text().split())
+    last10 = headline[("hics_diverse", "final-window accuracy")]
+    assert last10[6].startswith("not distinguishable") and "but are not decided after Holm" in section
+    accuracy = headline[("hics_diverse", "mean accuracy (AUC/R)")]
     assert accuracy[6] == "worse" and (
         f"mean accuracy over 200 rounds {accuracy[3].split(' (')[0]} (Holm p {accuracy[5]})") in readme_text()
 
