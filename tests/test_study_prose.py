@@ -226,11 +226,24 @@ def assert_variant_rows(study: Path, section: str, seeds: int = 10) -> None:
     assert_rows_quoted(study, "hics_diverse", section, (*speed_readings("random / variant"), *ACCURACY_AND_COVERAGE), seeds)
 
 
-def runs_at_target(study: Path, seeds: int = 10) -> dict[str, tuple[str, str]]:
-    """comparison.md's runs that reached 75% (single rounds, trailing mean) for random and the
-    variant, ``seeds`` seeds each."""
+def runs_at_target(study: Path, seeds: int | str = 10,
+                   samplers: tuple[str, ...] = ("random", "hics_diverse")) -> dict[str, tuple[str, str]]:
+    """comparison.md's runs that reached 75% (single rounds, trailing mean) per sampler, ``seeds``
+    seeds each."""
     rows = table_rows(study / "comparison.md")
-    return {s: (rows[(s, str(seeds))][5], rows[(s, str(seeds))][9]) for s in ("random", "hics_diverse")}
+    return {s: (rows[(s, str(seeds))][5], rows[(s, str(seeds))][9]) for s in samplers}
+
+
+def fewest_distinct(study: Path, sampler: str) -> list[int]:
+    """selection_health.md: the fewest distinct clients ``sampler`` picked in any 50-round window, per run."""
+    return [int(line.split(" | ")[2]) for line in (study / "selection_health.md").read_text().splitlines()
+            if line.startswith(f"| {sampler} |")]
+
+
+def coverage_blocks(study: Path, sampler: str) -> list[str]:
+    """class_coverage.md: classes covered per round for ``sampler``, per 50-round block, as printed."""
+    return [line.split(" | ")[4] for line in (study / "class_coverage.md").read_text().splitlines()
+            if line.startswith(f"| {sampler} | ") and "-" in line.split(" | ")[1]]
 
 
 def test_dirichlet01_is_quoted_as_generated():
@@ -253,9 +266,7 @@ def test_dirichlet01_is_quoted_as_generated():
     assert f"sizes span {low:,}-{high:,} examples" in section
     means = spearman_means(D01)
     assert f"Spearman with the true entropies {min(means):.2f}-{max(means):.2f}" in section
-    fewest = {s: [int(line.split(" | ")[2]) for line in (D01 / "selection_health.md").read_text().splitlines()
-                  if line.startswith(f"| {s} |")] for s in ("hics_oracle", "hics_diverse")}
-    oracle, variant = fewest["hics_oracle"], fewest["hics_diverse"]
+    oracle, variant = fewest_distinct(D01, "hics_oracle"), fewest_distinct(D01, "hics_diverse")
     assert len(oracle) == len(variant) == 10
     assert (f"picked only {min(oracle)}-{max(oracle)} distinct clients per seed, the variant "
             f"{min(variant)}-{max(variant)}") in section
@@ -442,12 +453,10 @@ def test_dirichlet03_is_quoted_as_generated():
     assert f"Spearman with the true entropies {min(means):.2f}-{max(means):.2f}" in section
     size_picks = [float(r[6]) for r in draw_balance(D03 / "draw_balance.md")["clusters"] if r[0] == "hics_diverse"]
     assert len(size_picks) == 10 and f"from {min(size_picks):+.2f} to {max(size_picks):+.2f} over all clients" in section
-    fewest = {s: [int(line.split(" | ")[2]) for line in (D03 / "selection_health.md").read_text().splitlines()
-                  if line.startswith(f"| {s} |")] for s in ("hics_diverse", "random")}
+    fewest = {s: fewest_distinct(D03, s) for s in ("hics_diverse", "random")}
     assert set(fewest["hics_diverse"]) == {100} and len(fewest["random"]) == 10
     assert f"100 distinct clients in every 50-round window, random {min(fewest['random'])}-{max(fewest['random'])}" in section
-    covered = [float(line.split(" | ")[4]) for line in (D03 / "class_coverage.md").read_text().splitlines()
-               if line.startswith("| random | ") and "-" in line.split(" | ")[1]]
+    covered = [float(x) for x in coverage_blocks(D03, "random")]
     assert len(covered) == 4 and f"covers about 8 of the 10 classes (`class_coverage.md`: " \
                                  f"{min(covered):.2f}-{max(covered):.2f} per 50-round block)" in section
     low, high = variant_readings(D03)[1][3].split("[")[1].split("]")[0].split(", ")
@@ -514,15 +523,14 @@ def test_dirichlet01_fedcor_is_quoted_as_generated():
     headline, against = table_rows(D01 / "headline.md"), table_rows(D01 / "against_fedcor" / "headline.md")
     seeds = headline[("fedcor", "rounds to target (raw)")][2]
     assert seeds == "10" and f"({seeds} paired seeds)" in section
-    reached = table_rows(D01 / "comparison.md")[("fedcor", seeds)]
-    assert f"({reached[5]} in single rounds, {reached[9]} on the trailing mean" in section
+    single, smoothed = runs_at_target(D01, seeds, ("fedcor",))["fedcor"]
+    assert f"({single} in single rounds, {smoothed} on the trailing mean" in section
     for tables, sampler, ratio in ((D01, "fedcor", "random / FedCor"), (D01 / "against_fedcor", "hics_diverse", "FedCor / variant")):
         assert_rows_quoted(tables, sampler, section, (*speed_readings(ratio), *ACCURACY_AND_COVERAGE[:2]), seeds)
     coverage = table_rows(D01 / "class_coverage.md")
     for metric in ("classes covered per round", "cohort label entropy"):
         assert f"FedCor {coverage[('fedcor', metric)][3]}, the variant {coverage[('hics_diverse', metric)][3]}" in section
-    fewest = [int(line.split(" | ")[2]) for line in (D01 / "selection_health.md").read_text().splitlines()
-              if line.startswith("| fedcor |")]
+    fewest = fewest_distinct(D01, "fedcor")
     assert len(fewest) == int(seeds) and f"({min(fewest)}-{max(fewest)} distinct clients" in section
     costs = {r[0]: r for r in table_rows(D01 / "client_cost.md").values()}
     fedcor, variant = costs["fedcor"], costs["hics_diverse"]
@@ -554,14 +562,12 @@ def test_oracle_on_wider_settings_is_quoted_as_generated():
     for study, setting, start, stop in ORACLE_SECTIONS:
         section = report_section(start, stop)
         assert_rows_quoted(study, "hics_oracle", section, (*speed_readings("random / oracle"), *ACCURACY_AND_COVERAGE))
-        reached = table_rows(study / "comparison.md")[("hics_oracle", "10")]
-        assert f"({reached[5]} in single rounds, {reached[9]} on the trailing mean" in section, study.name
-        fewest = [int(line.split(" | ")[2]) for line in (study / "selection_health.md").read_text().splitlines()
-                  if line.startswith("| hics_oracle |")]
+        single, smoothed = runs_at_target(study, 10, ("hics_oracle",))["hics_oracle"]
+        assert f"({single} in single rounds, {smoothed} on the trailing mean" in section, study.name
+        fewest = fewest_distinct(study, "hics_oracle")
         assert len(fewest) == 10 and f"{min(fewest)}-{max(fewest)} distinct clients" in section, study.name
         assert second_target(study) in section, study.name
-        blocks = [line.split(" | ")[4] for line in (study / "class_coverage.md").read_text().splitlines()
-                  if line.startswith("| hics_oracle | ") and "-" in line.split(" | ")[1]]
+        blocks = coverage_blocks(study, "hics_oracle")
         if "classes per round in rounds 1-50" in section:
             assert f"{blocks[0]} classes per round in rounds 1-50, {blocks[-1]} in rounds 151-200" in section
         _, seeds, spread, _, _, verdict = next(r for r in draw_balance(study / "draw_balance.md")["spread"]
