@@ -484,7 +484,7 @@ def test_dynamic_is_quoted_as_generated():
     draw_balance.md), comparison.md's counts and volatility, and the reading of why the variant
     loses (estimator_quality.md, draw_balance.md); the README's sentence."""
     section = report_section("### Setting 2 with the paper's dynamic availability", "### Not run yet")
-    assert "random and the variant at 10 paired seeds" in section and "seeds 0-9" in section
+    assert "random, the variant and the oracle at 10 paired seeds" in section and "seeds 0-9" in section
     assert_variant_rows(DYNAMIC, section)
     balance = draw_balance(DYNAMIC / "draw_balance.md")
     _, seeds, spread, p, holm, verdict = next(r for r in balance["spread"] if r[0] == "hics_diverse")
