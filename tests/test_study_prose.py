@@ -424,6 +424,12 @@ def test_unreliable_is_quoted_as_generated():
     reached = runs_at_target(UNRELIABLE)
     assert reached["random"][0] == reached["hics_diverse"][0] == "10/10"
     assert f"{reached['hics_diverse'][1]} of the variant's runs and {reached['random'][1]} of random's" in section
+    fedcor = table_rows(UNRELIABLE / "headline.md").get(("fedcor", "rounds to target (raw)"))
+    if fedcor and "#### FedCor with unreliable clients (in progress" in section:  # quoted seed counts follow the records
+        seeds = fedcor[2]
+        assert int(seeds) < 10 and f"(in progress, {seeds} of 10 seeds)" in section and f"holds its rows at {seeds} seeds" in section
+        report = " ".join(REPORT.read_text().split())
+        assert f"FedCor's unreliable runs at {seeds} of 10" in report and f"{seeds} with unreliable clients aside" in report
 
 
 def test_readme_quotes_unreliable_as_generated():
