@@ -520,7 +520,7 @@ def test_dynamic_is_quoted_as_generated():
     accuracy, oracle = (headline[(s, "mean accuracy (AUC/R)")] for s in ("hics_diverse", "hics_oracle"))
     assert accuracy[6] == oracle[6] == "worse"
     assert (f"mean accuracy over 200 rounds {accuracy[3].split(' (')[0]} (Holm p {accuracy[5]}), for the same "
-            f"reason as on shards; the oracle, on the true label mixes, loses more there in mean accuracy ({oracle[3].split(' (')[0]})"
+            f"reason as on shards; the oracle, on the true label mixes, loses more to random there in mean accuracy ({oracle[3].split(' (')[0]})"
             ) in " ".join(readme_text().split())
     oracle_clusters = [r for r in balance["clusters"] if r[0] == "hics_oracle"]
     oracle_size_picks = [float(r[6]) for r in oracle_clusters]
