@@ -24,7 +24,7 @@ def test_seed_7_worst_round_is_quoted_as_generated():
     seed7 = population_rows()[7]
     worst_round, auc = seed7[3], seed7[5]
     alpha_02 = next(part for part in seed7[6].split("; ") if part.startswith("0.2:")).split(": ")[1]
-    text = " ".join(REPORT.read_text().split())
+    text = report_text()
     assert f"worst round ({worst_round})" in text
     assert f"AUC {auc} for that group" in text and f"span {alpha_02}" in text
 
@@ -34,7 +34,7 @@ def test_client_sizes_are_quoted_as_generated():
     assert len(rows) == 10
     low = min(int(r[1].split("-")[0]) for r in rows.values())
     high = max(int(r[1].split("-")[1]) for r in rows.values())
-    assert f"client sizes span {low:,}-{high:,} examples" in " ".join(REPORT.read_text().split())
+    assert f"client sizes span {low:,}-{high:,} examples" in report_text()
 
 
 AGAINST_FEDCOR = ROOT / "experiments" / "results" / "heterogeneity_s2" / "against_fedcor" / "headline.md"
@@ -50,7 +50,7 @@ def table_rows(path: Path) -> dict[tuple[str, str], list[str]]:
 def test_variant_against_fedcor_is_quoted_as_generated():
     """The FedCor section's intervals and p-values are those of against_fedcor/headline.md."""
     rows = table_rows(AGAINST_FEDCOR)
-    text = " ".join(REPORT.read_text().split())
+    text = report_text()
     for metric in ("rounds to target (raw)", "rounds to target (smoothed)", "mean accuracy (AUC/R)",
                    "final-window accuracy"):
         _, _, seeds, estimate, p, holm, verdict = rows[("hics_diverse", metric)]
@@ -69,7 +69,7 @@ def test_variant_against_fedcor_is_quoted_as_generated():
 
 def test_client_cost_is_quoted_as_generated():
     costs = {r[0]: r for r in table_rows(CLIENT_COST).values()}
-    text = " ".join(REPORT.read_text().split())
+    text = report_text()
     fedcor, variant = costs["fedcor"], costs["hics_diverse"]
     assert f"({variant[1]} KiB per round)" in text
     assert f"{fedcor[2]} extra messages (loss reports), {fedcor[3]} KiB and {fedcor[4]} examples" in text
@@ -118,9 +118,14 @@ def test_authors_parity_doc_quotes_the_paired_comparison_and_the_one_seed_look()
             f"on the same seed, first round at 70% {code[3]} in both") in doc and defaults[3] == code[3]
 
 
+def report_text() -> str:
+    """The study report, whitespace collapsed (quotes may wrap across lines)."""
+    return " ".join(REPORT.read_text().split())
+
+
 def report_section(start: str, stop: str) -> str:
     """The study report's text from heading ``start`` to ``stop``, whitespace collapsed."""
-    text = " ".join(REPORT.read_text().split())
+    text = report_text()
     return text[text.index(start):text.index(stop)]
 
 
@@ -428,7 +433,7 @@ def test_unreliable_is_quoted_as_generated():
     if fedcor and "#### FedCor with unreliable clients (in progress" in section:  # quoted seed counts follow the records
         seeds = fedcor[2]
         assert int(seeds) < 10 and f"(in progress, {seeds} of 10 seeds)" in section and f"holds its rows at {seeds} seeds" in section
-        report = " ".join(REPORT.read_text().split())
+        report = report_text()
         assert f"FedCor's unreliable runs at {seeds} of 10" in report and f"{seeds} with unreliable clients aside" in report
 
 
@@ -440,7 +445,7 @@ def test_readme_quotes_unreliable_as_generated():
     assert speed[6] == accuracy[6] == "better"
     oracle = table_rows(UNRELIABLE / "headline.md")[("hics_oracle", "rounds to target (raw)")]
     assert oracle[6] == "better" and (
-        f"the oracle reaches 75% {oracle[3].split(' (')[0]} times sooner than random there") in " ".join(readme.split())
+        f"the oracle reaches 75% {oracle[3].split(' (')[0]} times sooner than random there") in readme
 
 
 D03 = ROOT / "experiments" / "results" / "heterogeneity_dirichlet03"
@@ -521,7 +526,7 @@ def test_dynamic_is_quoted_as_generated():
     assert accuracy[6] == oracle[6] == "worse"
     assert (f"mean accuracy over 200 rounds {accuracy[3].split(' (')[0]} (Holm p {accuracy[5]}), for the same "
             f"reason as on shards; the oracle, on the true label mixes, loses more to random there in mean accuracy ({oracle[3].split(' (')[0]})"
-            ) in " ".join(readme_text().split())
+            ) in readme_text()
     oracle_clusters = [r for r in balance["clusters"] if r[0] == "hics_oracle"]
     oracle_size_picks = [float(r[6]) for r in oracle_clusters]
     assert len(oracle_clusters) == 10 and max(oracle_size_picks) < 0
@@ -530,10 +535,10 @@ def test_dynamic_is_quoted_as_generated():
     top = sorted(range(10), key=lambda c: mix["hics_oracle"][c])[-3:]
     assert sorted(top) == [7, 8, 9] and "classes 7, 8 and 9 for {:.3f}, {:.3f} and {:.3f}".format(
         *(mix["hics_oracle"][c] for c in (7, 8, 9))) in section
-    blocks, random_blocks, flat = coverage_blocks(DYNAMIC, "hics_oracle"), coverage_blocks(DYNAMIC, "random"), " ".join(section.split())
+    blocks, random_blocks = coverage_blocks(DYNAMIC, "hics_oracle"), coverage_blocks(DYNAMIC, "random")
     assert (f"{blocks[0]} classes per round in rounds 1-50, {blocks[-1]} in rounds 151-200, random's "
-            f"{random_blocks[0]} and {random_blocks[-1]}") in flat
-    assert f"its class-share spread is {spread} against random" in flat
+            f"{random_blocks[0]} and {random_blocks[-1]}") in section
+    assert f"its class-share spread is {spread} against random" in section
 
 
 def test_dirichlet01_fedcor_is_quoted_as_generated():
